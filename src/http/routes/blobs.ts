@@ -1,0 +1,51 @@
+/**
+ * Blob routes: `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`, with single byte ranges.
+ * @module
+ */
+import type { Hono } from "hono";
+import { toDigest } from "../../oci/digest.ts";
+import { RegistryError } from "../../oci/errors.ts";
+import { type AppDeps, type AppEnv, repositoryName } from "../context.ts";
+import { parseRange } from "../range.ts";
+
+/** Registers the blob routes. */
+export function blobRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
+  app.on(["GET", "HEAD"], "/v2/:name{.+}/blobs/:digest", async (c) => {
+    const name = repositoryName(c);
+    const digest = toDigest(c.req.param("digest"));
+    const size = await registry.blobs.size(name, digest);
+    const headers: Record<string, string> = {
+      "Docker-Content-Digest": digest,
+      "Content-Type": "application/octet-stream",
+      "Accept-Ranges": "bytes",
+      "ETag": `"${digest}"`,
+      "Cache-Control": "max-age=31536000",
+    };
+    const range = parseRange(c.req.header("range") ?? null, size);
+    if (range === "unsatisfiable") {
+      throw new RegistryError("RANGE_INVALID", "requested range not satisfiable", {
+        status: 416,
+        headers: { "Content-Range": `bytes */${size}` },
+      });
+    }
+    const status = range ? 206 : 200;
+    if (range) headers["Content-Range"] = `bytes ${range.start}-${range.end}/${size}`;
+    headers["Content-Length"] = String(range ? range.end - range.start + 1 : size);
+    if (c.req.method === "HEAD") return new Response(null, { status, headers });
+    const body = await registry.blobs.read(name, digest, range ?? undefined);
+    return new Response(body, { status, headers });
+  });
+
+  app.delete("/v2/:name{.+}/blobs/:digest", async (c) => {
+    const name = repositoryName(c);
+    const digest = toDigest(c.req.param("digest"));
+    if (!registry.options.deleteEnabled) throw deleteDisabled();
+    await registry.blobs.delete(name, digest);
+    return new Response(null, { status: 202, headers: { "Content-Length": "0" } });
+  });
+}
+
+/** The error for deletes when the registry is configured without them. */
+export function deleteDisabled(): RegistryError {
+  return new RegistryError("UNSUPPORTED", "deletes are disabled on this registry");
+}

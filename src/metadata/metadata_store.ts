@@ -1,0 +1,97 @@
+/**
+ * The narrow interface to the metadata database: repositories, blob links, manifests, tags,
+ * referrers and upload sessions. SQLite is the embedded default; the methods are async so
+ * that a networked database can implement the same interface.
+ * @module
+ */
+import type { Digest } from "../oci/digest.ts";
+
+/** A manifest as stored: its exact bytes and what was indexed from them. */
+export interface StoredManifest {
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  content: Uint8Array<ArrayBuffer>;
+}
+
+/** A manifest to store, with its indexed fields. */
+export interface NewManifest extends StoredManifest {
+  artifactType?: string;
+  subject?: Digest;
+  annotations?: Record<string, string>;
+  /** Config and layers. */
+  blobs: Digest[];
+  /** Child manifests of an index. */
+  manifests: Digest[];
+}
+
+/** One entry of a referrers list. */
+export interface Referrer {
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+/** One page of a sorted listing, and whether more follow. */
+export interface Page<T> {
+  items: T[];
+  more: boolean;
+}
+
+/** An upload session's record. */
+export interface UploadRecord {
+  id: string;
+  repository: string;
+  startedAt: number;
+}
+
+/** Metadata persistence. Every method is one atomic step. */
+export interface MetadataStore {
+  /** True when the repository has ever been written to. */
+  repositoryExists(name: string): Promise<boolean>;
+  /** Repository names holding at least one manifest, sorted, after `last`. */
+  listRepositories(options: { last?: string; limit: number }): Promise<Page<string>>;
+
+  /** Records a stored blob and links it to `repository`. */
+  linkBlob(repository: string, digest: Digest, size: number): Promise<void>;
+  /** Size of a blob linked to `repository`, or null. */
+  linkedBlobSize(repository: string, digest: Digest): Promise<number | null>;
+  /** Repositories a blob is linked to (for cross-repository mounts without `from`). */
+  repositoriesWithBlob(digest: Digest): Promise<string[]>;
+  /** Unlinks a blob from a repository; false when it was not linked. */
+  unlinkBlob(repository: string, digest: Digest): Promise<boolean>;
+
+  /** Of `digests`, those not linked to `repository` as blobs. */
+  missingBlobs(repository: string, digests: Digest[]): Promise<Digest[]>;
+  /** Of `digests`, those not in `repository` as manifests. */
+  missingManifests(repository: string, digests: Digest[]): Promise<Digest[]>;
+
+  /** Stores a manifest in a repository and, if given, points `tag` at it: all or nothing. */
+  putManifest(repository: string, manifest: NewManifest, tag?: string): Promise<void>;
+  /** A manifest in `repository` by digest, or null. */
+  getManifest(repository: string, digest: Digest): Promise<StoredManifest | null>;
+  /** The digest a tag points to, or null. */
+  resolveTag(repository: string, tag: string): Promise<Digest | null>;
+  /** Tags of a repository, sorted, after `last`. */
+  listTags(repository: string, options: { last?: string; limit: number }): Promise<Page<string>>;
+  /** Removes a tag; false when absent. */
+  deleteTag(repository: string, tag: string): Promise<boolean>;
+  /** Removes a manifest and every tag on it from a repository; false when absent. */
+  deleteManifest(repository: string, digest: Digest): Promise<boolean>;
+  /** Manifests in `repository` whose subject is `digest`, optionally of one artifact type. */
+  referrers(repository: string, digest: Digest, artifactType?: string): Promise<Referrer[]>;
+
+  /** Records a new upload session for a repository (creating the repository). */
+  createUpload(id: string, repository: string): Promise<void>;
+  /** An upload session, or null. */
+  getUpload(id: string): Promise<UploadRecord | null>;
+  /** Marks activity on a session (for expiry). */
+  touchUpload(id: string): Promise<void>;
+  /** Forgets an upload session. */
+  deleteUpload(id: string): Promise<void>;
+
+  /** Closes the database. */
+  close(): void;
+}

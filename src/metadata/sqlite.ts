@@ -1,0 +1,379 @@
+/**
+ * The SQLite {@link MetadataStore} on `node:sqlite`: one writer connection, WAL, foreign keys,
+ * and migrations applied at open.
+ * @module
+ */
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import type { Digest } from "../oci/digest.ts";
+import { MIGRATIONS } from "./migrations.ts";
+import type {
+  MetadataStore,
+  NewManifest,
+  Page,
+  Referrer,
+  StoredManifest,
+  UploadRecord,
+} from "./metadata_store.ts";
+
+type Row = Record<string, SQLInputValue>;
+
+/** Metadata in one SQLite file (or `:memory:`). Use {@link SqliteMetadataStore.open}. */
+export class SqliteMetadataStore implements MetadataStore {
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+
+  private constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  /** Opens the database at `path`, applying pending migrations. */
+  static open(path: string): SqliteMetadataStore {
+    const db = new DatabaseSync(path);
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = NORMAL");
+    db.exec("PRAGMA foreign_keys = ON");
+    db.exec("PRAGMA busy_timeout = 5000");
+    const store = new SqliteMetadataStore(db);
+    store.#migrate();
+    return store;
+  }
+
+  /** Schema version after migrations. */
+  get schemaVersion(): number {
+    return Number(this.#one("SELECT max(version) AS v FROM schema_migrations")?.v ?? 0);
+  }
+
+  #migrate(): void {
+    this.#db.exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT",
+    );
+    const current = this.schemaVersion;
+    for (let version = current + 1; version <= MIGRATIONS.length; version++) {
+      this.#transaction(() => {
+        this.#db.exec(MIGRATIONS[version - 1]);
+        this.#run(
+          "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+          version,
+          now(),
+        );
+      });
+    }
+  }
+
+  #statement(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  #one(sql: string, ...params: SQLInputValue[]): Row | undefined {
+    return this.#statement(sql).get(...params) as Row | undefined;
+  }
+
+  #all(sql: string, ...params: SQLInputValue[]): Row[] {
+    return this.#statement(sql).all(...params) as Row[];
+  }
+
+  #run(sql: string, ...params: SQLInputValue[]): number {
+    return Number(this.#statement(sql).run(...params).changes);
+  }
+
+  #transaction<T>(fn: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = fn();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (err) {
+      this.#db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+
+  #repositoryId(name: string): number | null {
+    const row = this.#one("SELECT id FROM repositories WHERE name = ?", name);
+    return row ? Number(row.id) : null;
+  }
+
+  #ensureRepository(name: string): number {
+    this.#run("INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)", name, now());
+    return this.#repositoryId(name)!;
+  }
+
+  repositoryExists(name: string): Promise<boolean> {
+    return Promise.resolve(this.#repositoryId(name) !== null);
+  }
+
+  listRepositories(options: { last?: string; limit: number }): Promise<Page<string>> {
+    const rows = this.#all(
+      `SELECT name FROM repositories r
+       WHERE name > ? AND EXISTS (SELECT 1 FROM repository_manifests m WHERE m.repository_id = r.id)
+       ORDER BY name LIMIT ?`,
+      options.last ?? "",
+      options.limit + 1,
+    );
+    return Promise.resolve(page(rows.map((r) => String(r.name)), options.limit));
+  }
+
+  linkBlob(repository: string, digest: Digest, size: number): Promise<void> {
+    this.#transaction(() => {
+      const id = this.#ensureRepository(repository);
+      const at = now();
+      this.#run(
+        "INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING",
+        digest,
+        size,
+        at,
+      );
+      this.#run(
+        `INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, ?)
+         ON CONFLICT DO UPDATE SET linked_at = excluded.linked_at`,
+        id,
+        digest,
+        at,
+      );
+    });
+    return Promise.resolve();
+  }
+
+  linkedBlobSize(repository: string, digest: Digest): Promise<number | null> {
+    const row = this.#one(
+      `SELECT b.size FROM repository_blobs rb
+       JOIN repositories r ON r.id = rb.repository_id
+       JOIN blobs b ON b.digest = rb.digest
+       WHERE r.name = ? AND rb.digest = ?`,
+      repository,
+      digest,
+    );
+    return Promise.resolve(row ? Number(row.size) : null);
+  }
+
+  repositoriesWithBlob(digest: Digest): Promise<string[]> {
+    const rows = this.#all(
+      `SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+       WHERE rb.digest = ? ORDER BY r.name`,
+      digest,
+    );
+    return Promise.resolve(rows.map((r) => String(r.name)));
+  }
+
+  unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
+    const changes = this.#run(
+      `DELETE FROM repository_blobs
+       WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND digest = ?`,
+      repository,
+      digest,
+    );
+    return Promise.resolve(changes > 0);
+  }
+
+  missingBlobs(repository: string, digests: Digest[]): Promise<Digest[]> {
+    const id = this.#repositoryId(repository);
+    return Promise.resolve(digests.filter((digest) =>
+      id === null ||
+      !this.#one(
+        "SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?",
+        id,
+        digest,
+      )
+    ));
+  }
+
+  missingManifests(repository: string, digests: Digest[]): Promise<Digest[]> {
+    const id = this.#repositoryId(repository);
+    return Promise.resolve(digests.filter((digest) =>
+      id === null ||
+      !this.#one(
+        "SELECT 1 FROM repository_manifests WHERE repository_id = ? AND digest = ?",
+        id,
+        digest,
+      )
+    ));
+  }
+
+  putManifest(repository: string, manifest: NewManifest, tag?: string): Promise<void> {
+    this.#transaction(() => {
+      const id = this.#ensureRepository(repository);
+      const at = now();
+      const inserted = this.#run(
+        `INSERT INTO manifests (digest, media_type, size, content, artifact_type, subject, annotations, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING`,
+        manifest.digest,
+        manifest.mediaType,
+        manifest.size,
+        manifest.content,
+        manifest.artifactType ?? null,
+        manifest.subject ?? null,
+        manifest.annotations ? JSON.stringify(manifest.annotations) : null,
+        at,
+      );
+      if (inserted > 0) {
+        for (const digest of manifest.blobs) {
+          this.#run(
+            "INSERT OR IGNORE INTO manifest_references (manifest, reference, kind) VALUES (?, ?, 'blob')",
+            manifest.digest,
+            digest,
+          );
+        }
+        for (const digest of manifest.manifests) {
+          this.#run(
+            "INSERT OR IGNORE INTO manifest_references (manifest, reference, kind) VALUES (?, ?, 'manifest')",
+            manifest.digest,
+            digest,
+          );
+        }
+      }
+      this.#run(
+        `INSERT INTO repository_manifests (repository_id, digest, pushed_at) VALUES (?, ?, ?)
+         ON CONFLICT DO UPDATE SET pushed_at = excluded.pushed_at`,
+        id,
+        manifest.digest,
+        at,
+      );
+      if (tag !== undefined) {
+        this.#run(
+          `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+          id,
+          tag,
+          manifest.digest,
+          at,
+        );
+      }
+    });
+    return Promise.resolve();
+  }
+
+  getManifest(repository: string, digest: Digest): Promise<StoredManifest | null> {
+    const row = this.#one(
+      `SELECT m.media_type, m.size, m.content FROM manifests m
+       JOIN repository_manifests rm ON rm.digest = m.digest
+       JOIN repositories r ON r.id = rm.repository_id
+       WHERE r.name = ? AND m.digest = ?`,
+      repository,
+      digest,
+    );
+    if (!row) return Promise.resolve(null);
+    return Promise.resolve({
+      digest,
+      mediaType: String(row.media_type),
+      size: Number(row.size),
+      content: row.content as Uint8Array<ArrayBuffer>,
+    });
+  }
+
+  resolveTag(repository: string, tag: string): Promise<Digest | null> {
+    const row = this.#one(
+      `SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id
+       WHERE r.name = ? AND t.name = ?`,
+      repository,
+      tag,
+    );
+    return Promise.resolve(row ? String(row.digest) as Digest : null);
+  }
+
+  listTags(repository: string, options: { last?: string; limit: number }): Promise<Page<string>> {
+    const rows = this.#all(
+      `SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
+       WHERE r.name = ? AND t.name > ? ORDER BY t.name LIMIT ?`,
+      repository,
+      options.last ?? "",
+      options.limit + 1,
+    );
+    return Promise.resolve(page(rows.map((r) => String(r.name)), options.limit));
+  }
+
+  deleteTag(repository: string, tag: string): Promise<boolean> {
+    const changes = this.#run(
+      "DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ?",
+      repository,
+      tag,
+    );
+    return Promise.resolve(changes > 0);
+  }
+
+  deleteManifest(repository: string, digest: Digest): Promise<boolean> {
+    // Tags on the manifest go with it (ON DELETE CASCADE from repository_manifests).
+    const changes = this.#run(
+      `DELETE FROM repository_manifests
+       WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND digest = ?`,
+      repository,
+      digest,
+    );
+    return Promise.resolve(changes > 0);
+  }
+
+  referrers(repository: string, digest: Digest, artifactType?: string): Promise<Referrer[]> {
+    const rows = this.#all(
+      `SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM manifests m
+       JOIN repository_manifests rm ON rm.digest = m.digest
+       JOIN repositories r ON r.id = rm.repository_id
+       WHERE r.name = ? AND m.subject = ? AND (? IS NULL OR m.artifact_type = ?)
+       ORDER BY m.created_at, m.digest`,
+      repository,
+      digest,
+      artifactType ?? null,
+      artifactType ?? null,
+    );
+    return Promise.resolve(rows.map((row) => ({
+      digest: String(row.digest) as Digest,
+      mediaType: String(row.media_type),
+      size: Number(row.size),
+      ...(row.artifact_type !== null ? { artifactType: String(row.artifact_type) } : {}),
+      ...(row.annotations !== null ? { annotations: JSON.parse(String(row.annotations)) } : {}),
+    })));
+  }
+
+  createUpload(id: string, repository: string): Promise<void> {
+    this.#transaction(() => {
+      const repositoryId = this.#ensureRepository(repository);
+      const at = now();
+      this.#run(
+        "INSERT INTO uploads (id, repository_id, started_at, updated_at) VALUES (?, ?, ?, ?)",
+        id,
+        repositoryId,
+        at,
+        at,
+      );
+    });
+    return Promise.resolve();
+  }
+
+  getUpload(id: string): Promise<UploadRecord | null> {
+    const row = this.#one(
+      `SELECT u.id, r.name, u.started_at FROM uploads u JOIN repositories r ON r.id = u.repository_id
+       WHERE u.id = ?`,
+      id,
+    );
+    return Promise.resolve(
+      row
+        ? { id: String(row.id), repository: String(row.name), startedAt: Number(row.started_at) }
+        : null,
+    );
+  }
+
+  touchUpload(id: string): Promise<void> {
+    this.#run("UPDATE uploads SET updated_at = ? WHERE id = ?", now(), id);
+    return Promise.resolve();
+  }
+
+  deleteUpload(id: string): Promise<void> {
+    this.#run("DELETE FROM uploads WHERE id = ?", id);
+    return Promise.resolve();
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}
+
+function now(): number {
+  return Date.now();
+}
+
+function page<T>(rows: T[], limit: number): Page<T> {
+  return { items: rows.slice(0, limit), more: rows.length > limit };
+}

@@ -1,0 +1,43 @@
+/**
+ * Blob reads and deletes within a repository: a blob is visible in a repository only when it
+ * is linked there.
+ * @module
+ */
+import type { Digest } from "../oci/digest.ts";
+import { RegistryError } from "../oci/errors.ts";
+import type { BlobStore, ByteRange } from "../storage/blob_store.ts";
+import type { MetadataStore } from "../metadata/metadata_store.ts";
+
+/** Blob access scoped to repositories. */
+export class Blobs {
+  constructor(private readonly store: BlobStore, private readonly metadata: MetadataStore) {}
+
+  /** Size of a blob linked to `repository`; throws `BLOB_UNKNOWN` otherwise. */
+  async size(repository: string, digest: Digest): Promise<number> {
+    const size = await this.metadata.linkedBlobSize(repository, digest);
+    if (size === null) throw blobUnknown(digest);
+    return size;
+  }
+
+  /** Streams a linked blob or one range of it. */
+  async read(
+    repository: string,
+    digest: Digest,
+    range?: ByteRange,
+  ): Promise<ReadableStream<Uint8Array>> {
+    await this.size(repository, digest);
+    return await this.store.read(digest, range);
+  }
+
+  /**
+   * Unlinks a blob from a repository. The bytes stay while other repositories link them;
+   * garbage collection removes unlinked bytes.
+   */
+  async delete(repository: string, digest: Digest): Promise<void> {
+    if (!await this.metadata.unlinkBlob(repository, digest)) throw blobUnknown(digest);
+  }
+}
+
+function blobUnknown(digest: Digest): RegistryError {
+  return new RegistryError("BLOB_UNKNOWN", "blob unknown to registry", { detail: { digest } });
+}

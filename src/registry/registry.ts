@@ -1,0 +1,44 @@
+/**
+ * The registry domain assembled from its stores: blobs, uploads and manifests of repositories.
+ * Knows OCI rules, not HTTP.
+ * @module
+ */
+import type { BlobStore } from "../storage/blob_store.ts";
+import type { MetadataStore } from "../metadata/metadata_store.ts";
+import { Blobs } from "./blobs.ts";
+import { Manifests } from "./manifests.ts";
+import { Uploads } from "./uploads.ts";
+
+/** Behaviour switches of the registry. */
+export interface RegistryOptions {
+  /** Cross-mount a blob from any readable repository when a mount names no `from`. */
+  automaticMount: boolean;
+  /** Allow DELETE of manifests, tags and blobs. */
+  deleteEnabled: boolean;
+}
+
+/** The registry service. */
+export interface Registry {
+  blobs: Blobs;
+  uploads: Uploads;
+  manifests: Manifests;
+  metadata: MetadataStore;
+  store: BlobStore;
+  options: RegistryOptions;
+}
+
+/** Builds the registry service over a blob store and a metadata store. */
+export function createRegistry(
+  store: BlobStore,
+  metadata: MetadataStore,
+  options: RegistryOptions,
+): Registry {
+  return {
+    blobs: new Blobs(store, metadata),
+    uploads: new Uploads(store, metadata, { automaticMount: options.automaticMount }),
+    manifests: new Manifests(metadata),
+    metadata,
+    store,
+    options,
+  };
+}

@@ -1,0 +1,60 @@
+/**
+ * The narrow interface between the registry and wherever blob bytes live. The filesystem
+ * store is the embedded default; object storage is a second implementation of the same shape.
+ * Stores know digests and bytes, never repositories, HTTP or plugins.
+ * @module
+ */
+import type { Digest } from "../oci/digest.ts";
+
+/** A stored blob. */
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+}
+
+/** An inclusive byte range within a blob. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/** Where an upload session stands. */
+export interface UploadState {
+  /** Bytes received so far. */
+  size: number;
+}
+
+/** Content-addressed blob storage with resumable upload sessions. */
+export interface BlobStore {
+  /** Size of a stored blob, or null when absent. Never reads the content. */
+  stat(digest: Digest): Promise<BlobInfo | null>;
+  /** Streams a stored blob, or one range of it; throws `BLOB_UNKNOWN` when absent. */
+  read(digest: Digest, range?: ByteRange): Promise<ReadableStream<Uint8Array>>;
+  /** Removes a stored blob; absent blobs are ignored. */
+  delete(digest: Digest): Promise<void>;
+
+  /** Opens an empty upload session under a caller-chosen id. */
+  startUpload(id: string): Promise<void>;
+  /** Current state of a session; throws `BLOB_UPLOAD_UNKNOWN` when there is none. */
+  uploadState(id: string): Promise<UploadState>;
+  /**
+   * Appends a stream to a session, hashing while writing. `offset`, when given, must equal the
+   * bytes received so far (else `RANGE_INVALID`). All or nothing: when the stream fails the
+   * session is left as it was. Appends to one session are serialised.
+   */
+  appendUpload(
+    id: string,
+    body: ReadableStream<Uint8Array>,
+    options?: { offset?: number; expectedLength?: number },
+  ): Promise<UploadState>;
+  /**
+   * Verifies the session's content against `digest` and makes it visible as that blob
+   * (`DIGEST_INVALID` otherwise; the session is then kept for another try). Idempotent for
+   * content that is already stored.
+   */
+  commitUpload(id: string, digest: Digest): Promise<BlobInfo>;
+  /** Discards a session and its data; absent sessions are ignored. */
+  cancelUpload(id: string): Promise<void>;
+  /** Ids of the sessions on disk (for expiry and crash recovery). */
+  listUploads(): Promise<string[]>;
+}

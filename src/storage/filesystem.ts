@@ -1,0 +1,325 @@
+/**
+ * The filesystem {@link BlobStore}: blobs at `blobs/<alg>/<2 hex>/<hex>`, upload sessions as
+ * files under `uploads/`. Content is hashed while written, fsynced and renamed into place only
+ * after its digest checked out, so a crash or an aborted request never leaves a visible
+ * half-written blob.
+ * @module
+ */
+import { createHash, type Hash } from "node:crypto";
+import { dirname, join } from "node:path";
+import { type Digest, parseDigest } from "../oci/digest.ts";
+import { RegistryError } from "../oci/errors.ts";
+import type { BlobInfo, BlobStore, ByteRange, UploadState } from "./blob_store.ts";
+
+const IO_CHUNK = 1 << 20;
+const UPLOAD_ID = /^[A-Za-z0-9-]{1,64}$/;
+
+interface HashState {
+  hash: Hash;
+  size: number;
+}
+
+/** Blob store on a local directory. Use {@link FilesystemBlobStore.open}. */
+export class FilesystemBlobStore implements BlobStore {
+  readonly root: string;
+  // Hash objects cannot be persisted: after a restart the session file is re-hashed once.
+  #hashes = new Map<string, HashState>();
+  #queues = new Map<string, Promise<unknown>>();
+
+  private constructor(root: string) {
+    this.root = root;
+  }
+
+  /** Opens (creating if needed) a blob store rooted at `root`. */
+  static async open(root: string): Promise<FilesystemBlobStore> {
+    await Deno.mkdir(join(root, "blobs"), { recursive: true });
+    await Deno.mkdir(join(root, "uploads"), { recursive: true });
+    return new FilesystemBlobStore(root);
+  }
+
+  #blobPath(digest: Digest): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return join(this.root, "blobs", algorithm, hex.slice(0, 2), hex);
+  }
+
+  #uploadPath(id: string): string {
+    if (!UPLOAD_ID.test(id)) throw uploadUnknown(id);
+    return join(this.root, "uploads", id);
+  }
+
+  async stat(digest: Digest): Promise<BlobInfo | null> {
+    try {
+      const info = await Deno.stat(this.#blobPath(digest));
+      return { digest, size: info.size };
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return null;
+      throw err;
+    }
+  }
+
+  async read(digest: Digest, range?: ByteRange): Promise<ReadableStream<Uint8Array>> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.#blobPath(digest), { read: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        throw new RegistryError("BLOB_UNKNOWN", "blob unknown to registry", { detail: { digest } });
+      }
+      throw err;
+    }
+    let remaining = Infinity;
+    if (range) {
+      await file.seek(range.start, Deno.SeekMode.Start);
+      remaining = range.end - range.start + 1;
+    }
+    return new ReadableStream<Uint8Array>({
+      type: "bytes",
+      async pull(controller) {
+        try {
+          const buffer = new Uint8Array(Math.min(IO_CHUNK, remaining));
+          const n = buffer.length === 0 ? null : await file.read(buffer);
+          if (n === null) {
+            file.close();
+            controller.close();
+            return;
+          }
+          remaining -= n;
+          controller.enqueue(n === buffer.length ? buffer : buffer.subarray(0, n));
+        } catch (err) {
+          file.close();
+          controller.error(err);
+        }
+      },
+      cancel() {
+        file.close();
+      },
+    });
+  }
+
+  async delete(digest: Digest): Promise<void> {
+    await removeIfPresent(this.#blobPath(digest));
+  }
+
+  async startUpload(id: string): Promise<void> {
+    const file = await Deno.open(this.#uploadPath(id), { write: true, createNew: true });
+    file.close();
+    this.#hashes.set(id, { hash: createHash("sha256"), size: 0 });
+  }
+
+  async uploadState(id: string): Promise<UploadState> {
+    try {
+      const info = await Deno.stat(this.#uploadPath(id));
+      return { size: info.size };
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) throw uploadUnknown(id);
+      throw err;
+    }
+  }
+
+  appendUpload(
+    id: string,
+    body: ReadableStream<Uint8Array>,
+    options: { offset?: number; expectedLength?: number } = {},
+  ): Promise<UploadState> {
+    return this.#serialised(id, async () => {
+      const file = await this.#openUpload(id);
+      try {
+        const state = await this.#hashState(id, file);
+        const start = state.size;
+        if (options.offset !== undefined && options.offset !== start) {
+          throw new RegistryError("RANGE_INVALID", "chunk does not start where the upload ends", {
+            status: 416,
+            detail: { expected: start, got: options.offset },
+            headers: { Range: `0-${Math.max(start - 1, 0)}` },
+          });
+        }
+        const before = state.hash.copy();
+        try {
+          await file.seek(start, Deno.SeekMode.Start);
+          const written = await writeHashed(body, file, state.hash);
+          if (options.expectedLength !== undefined && written !== options.expectedLength) {
+            throw new RegistryError("SIZE_INVALID", "body length differs from Content-Length", {
+              detail: { expected: options.expectedLength, got: written },
+            });
+          }
+          state.size = start + written;
+        } catch (err) {
+          // All or nothing: cut the partial chunk off and restore the hash.
+          await file.truncate(start);
+          state.hash = before;
+          state.size = start;
+          throw err;
+        }
+        return { size: state.size };
+      } finally {
+        file.close();
+      }
+    });
+  }
+
+  commitUpload(id: string, digest: Digest): Promise<BlobInfo> {
+    return this.#serialised(id, async () => {
+      const { algorithm } = parseDigest(digest);
+      const path = this.#uploadPath(id);
+      const file = await this.#openUpload(id);
+      let size: number;
+      try {
+        const state = await this.#hashState(id, file);
+        size = state.size;
+        const actual = algorithm === "sha256"
+          ? `sha256:${state.hash.copy().digest("hex")}`
+          : `${algorithm}:${(await hashFile(file, algorithm)).hash.digest("hex")}`;
+        if (actual !== digest) {
+          throw new RegistryError(
+            "DIGEST_INVALID",
+            "provided digest did not match uploaded content",
+            {
+              detail: { expected: digest, actual },
+            },
+          );
+        }
+        await file.syncData();
+      } finally {
+        file.close();
+      }
+      const target = this.#blobPath(digest);
+      await Deno.mkdir(dirname(target), { recursive: true });
+      if (await exists(target)) {
+        await Deno.remove(path); // stored once: identical content is already there
+      } else {
+        await Deno.rename(path, target);
+        await syncDirectory(dirname(target));
+      }
+      this.#hashes.delete(id);
+      return { digest, size };
+    });
+  }
+
+  cancelUpload(id: string): Promise<void> {
+    return this.#serialised(id, async () => {
+      this.#hashes.delete(id);
+      await removeIfPresent(this.#uploadPath(id));
+    });
+  }
+
+  async listUploads(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const entry of Deno.readDir(join(this.root, "uploads"))) {
+      if (entry.isFile && UPLOAD_ID.test(entry.name)) ids.push(entry.name);
+    }
+    return ids;
+  }
+
+  async #openUpload(id: string): Promise<Deno.FsFile> {
+    try {
+      return await Deno.open(this.#uploadPath(id), { read: true, write: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) throw uploadUnknown(id);
+      throw err;
+    }
+  }
+
+  /** The session's running hash, rebuilt from its file when the process lost it. */
+  async #hashState(id: string, file: Deno.FsFile): Promise<HashState> {
+    const size = (await file.stat()).size;
+    let state = this.#hashes.get(id);
+    if (!state || state.size !== size) {
+      state = await hashFile(file, "sha256");
+      this.#hashes.set(id, state);
+    }
+    return state;
+  }
+
+  /** Runs `task` after every earlier task of the same session. */
+  #serialised<T>(id: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.#queues.get(id) ?? Promise.resolve();
+    const run = previous.then(task, task);
+    const tail = run.catch(() => {});
+    this.#queues.set(id, tail);
+    tail.then(() => {
+      if (this.#queues.get(id) === tail) this.#queues.delete(id);
+    });
+    return run;
+  }
+}
+
+function uploadUnknown(id: string): RegistryError {
+  return new RegistryError("BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry", {
+    detail: { id },
+  });
+}
+
+/** Copies `body` to `file` at its position in 1 MiB writes, feeding every byte to `hash`. */
+async function writeHashed(
+  body: ReadableStream<Uint8Array>,
+  file: Deno.FsFile,
+  hash: Hash,
+): Promise<number> {
+  const buffer = new Uint8Array(IO_CHUNK);
+  let filled = 0;
+  let total = 0;
+  for await (const chunk of body) {
+    hash.update(chunk);
+    total += chunk.length;
+    let offset = 0;
+    while (offset < chunk.length) {
+      const n = Math.min(chunk.length - offset, buffer.length - filled);
+      buffer.set(chunk.subarray(offset, offset + n), filled);
+      filled += n;
+      offset += n;
+      if (filled === buffer.length) {
+        await writeAll(file, buffer);
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) await writeAll(file, buffer.subarray(0, filled));
+  return total;
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
+}
+
+async function hashFile(file: Deno.FsFile, algorithm: string): Promise<HashState> {
+  const hash = createHash(algorithm);
+  const buffer = new Uint8Array(IO_CHUNK);
+  let size = 0;
+  await file.seek(0, Deno.SeekMode.Start);
+  for (;;) {
+    const n = await file.read(buffer);
+    if (n === null) break;
+    hash.update(buffer.subarray(0, n));
+    size += n;
+  }
+  return { hash, size };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+async function removeIfPresent(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+}
+
+/** Makes a rename durable: fsync the directory that holds the new name. */
+async function syncDirectory(path: string): Promise<void> {
+  const dir = await Deno.open(path, { read: true });
+  try {
+    await dir.sync();
+  } finally {
+    dir.close();
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Starts a real Wharf process (`main.ts serve`) on an ephemeral loopback port for tests and
+ * benchmarks, and stops it again. The process is the same one users run; nothing is mocked.
+ * @module
+ */
+import { join } from "node:path";
+import { stringify } from "yaml";
+
+/** A running Wharf under test. */
+export interface TestRegistry {
+  /** Base URL, e.g. `http://127.0.0.1:41234`. */
+  url: string;
+  /** `host:port`, as clients such as skopeo want it. */
+  host: string;
+  /** The data directory (blobs, SQLite database). */
+  dataDir: string;
+  /** The child process. */
+  process: Deno.ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far (JSON log lines). */
+  logs(): string;
+  /** Sends SIGTERM and waits for exit; removes the data directory unless `keepData`. */
+  close(options?: { keepData?: boolean }): Promise<void>;
+}
+
+/** Options of {@link startRegistry}. */
+export interface StartOptions {
+  /** Config file content (an object, written as YAML); `listen` and `storage` are filled in. */
+  config?: Record<string, unknown>;
+  /** Reuse an existing data directory (e.g. after a restart). */
+  dataDir?: string;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+}
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/**
+ * Starts `deno run -A main.ts serve --listen 127.0.0.1:0 --data <tmp>` and resolves when it
+ * prints its `listening` log line.
+ */
+export async function startRegistry(options: StartOptions = {}): Promise<TestRegistry> {
+  const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "wharf-test-" });
+  const args = ["run", "-A", MAIN, "serve", "--listen", "127.0.0.1:0", "--data", dataDir];
+  if (options.config) {
+    const configPath = join(dataDir, "test-config.yaml");
+    await Deno.writeTextFile(configPath, stringify(options.config));
+    args.push("--config", configPath);
+  }
+  const process = new Deno.Command(Deno.execPath(), {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+    env: { NO_COLOR: "1", ...options.env },
+  }).spawn();
+
+  let output = "";
+  let resolveUrl: (url: string) => void;
+  let rejectUrl: (err: Error) => void;
+  const urlPromise = new Promise<string>((resolve, reject) => {
+    resolveUrl = resolve;
+    rejectUrl = reject;
+  });
+  const decoder = new TextDecoder();
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) {
+      output += decoder.decode(chunk, { stream: true });
+      const match = output.match(/"msg":"listening"[^\n]*"url":"([^"]+)"/);
+      if (match) resolveUrl(match[1]);
+    }
+  };
+  const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
+  const exited = process.status.then((status) => {
+    rejectUrl(new Error(`wharf exited early (code ${status.code}):\n${output}`));
+    return status;
+  });
+  const timer = setTimeout(() => rejectUrl(new Error(`wharf did not start:\n${output}`)), 30_000);
+  let url: string;
+  try {
+    url = await urlPromise;
+  } catch (err) {
+    process.kill("SIGKILL");
+    await exited;
+    await pumps;
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+
+  return {
+    url,
+    host: new URL(url).host,
+    dataDir,
+    process,
+    logs: () => output,
+    async close({ keepData = false } = {}) {
+      try {
+        process.kill("SIGTERM");
+      } catch {
+        // already exited
+      }
+      await exited;
+      await pumps;
+      if (!keepData && !options.dataDir) await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+}
