@@ -3,7 +3,7 @@
  * stored data untouched, byte-identical manifests, negotiation, repository scoping, mounts,
  * ranges and deduplication, against a real server process.
  */
-import { assertEquals, assertOk } from "./assert.ts";
+import { assertEquals } from "./assert.ts";
 import { startRegistry } from "./harness.ts";
 import {
   descriptor,
