@@ -6,6 +6,7 @@
 import { join, resolve } from "node:path";
 import type { Config } from "./config/schema.ts";
 import { createApp } from "./http/app.ts";
+import { createAuthenticator } from "./auth/from_config.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import { SqliteMetadataStore } from "./metadata/sqlite.ts";
 import { createRegistry, type Registry } from "./registry/registry.ts";
@@ -34,16 +35,30 @@ export async function startServer(config: Config, log?: Logger): Promise<Running
     automaticMount: config.registry.automaticMount,
     deleteEnabled: config.registry.deleteEnabled,
   });
-  const app = createApp({ registry, log: logger });
+  const authenticator = await createAuthenticator(config, dataDir);
+  const app = createApp({
+    registry,
+    log: logger,
+    auth: {
+      authenticator,
+      challenge: {
+        service: config.auth?.token.service ?? "wharf",
+        realm: config.auth?.token.realm,
+      },
+    },
+  });
 
   const separator = config.listen.lastIndexOf(":");
   const hostname = config.listen.slice(0, separator).replace(/^\[|\]$/g, "") || "0.0.0.0";
   const port = Number(config.listen.slice(separator + 1));
-  const server = Deno.serve({ hostname, port, onListen: () => {} }, app.fetch);
+  const tls = config.tls
+    ? { cert: await readPem(config.tls.cert), key: await readPem(config.tls.key) }
+    : {};
+  const server = Deno.serve({ hostname, port, onListen: () => {}, ...tls }, app.fetch);
   const addr = server.addr as Deno.NetAddr;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-  const url = `http://${host}:${addr.port}`;
-  logger.info("listening", { url, data: dataDir });
+  const url = `${config.tls ? "https" : "http"}://${host}:${addr.port}`;
+  logger.info("listening", { url, data: dataDir, auth: authenticator.mode });
 
   return {
     url,
@@ -55,4 +70,12 @@ export async function startServer(config: Config, log?: Logger): Promise<Running
       logger.info("stopped");
     },
   };
+}
+
+async function readPem(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    throw new Error(`cannot read TLS file ${path}: ${(err as Error).message}`);
+  }
 }

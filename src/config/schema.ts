@@ -31,6 +31,38 @@ export const ConfigSchema = z.strictObject({
     /** Allow DELETE of manifests, tags and blobs. */
     deleteEnabled: z.boolean().default(true),
   }).prefault({}),
+  /**
+   * Authentication and access rules. Absent: anonymous callers may pull, push and delete from
+   * loopback only, and nothing else is allowed.
+   */
+  auth: z.strictObject({
+    /** htpasswd file with bcrypt entries (`htpasswd -B`, or `wharf user add`). */
+    htpasswd: z.string().min(1).optional(),
+    token: z.strictObject({
+      /** Issue Docker bearer tokens at `/token` (else Basic challenges). */
+      enabled: z.boolean().default(true),
+      /** PKCS#8 PEM Ed25519 key; generated in `<data>/token-signing-key.pem` when absent. */
+      key: z.string().min(1).optional(),
+      /** Token lifetime in seconds. */
+      expiresIn: z.number().int().min(60).max(86_400).default(300),
+      service: z.string().min(1).default("wharf"),
+      issuer: z.string().min(1).default("wharf"),
+      /** Realm URL in challenges; default: `/token` on the request's own scheme and host. */
+      realm: z.url().optional(),
+    }).prefault({}),
+    groups: z.record(z.string(), z.array(z.string())).default({}),
+    rules: z.array(z.strictObject({
+      repositories: z.array(z.string().min(1)).min(1),
+      users: z.array(z.string().min(1)).optional(),
+      groups: z.array(z.string().min(1)).optional(),
+      anonymous: z.boolean().optional(),
+      actions: z.array(z.enum(["pull", "push", "delete", "*"])).min(1),
+    })).default([]),
+    /** Actions anonymous callers on loopback may perform anywhere (default: none). */
+    loopbackAnonymous: z.array(z.enum(["pull", "push", "delete"])).default([]),
+  }).optional(),
+  /** Serve HTTPS with this PEM certificate and key. */
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
   log: z.strictObject({
     level: z.enum(["debug", "info", "warn", "error"]).default("info"),
   }).prefault({}),

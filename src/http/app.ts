@@ -5,9 +5,9 @@
  */
 import { Hono } from "hono";
 import { RegistryError } from "../oci/errors.ts";
-import { ALLOW_ALL } from "../registry/access.ts";
-import type { AppDeps, AppEnv } from "./context.ts";
+import { type AppDeps, type AppEnv, OPEN_AUTH } from "./context.ts";
 import { errorResponse } from "./errors.ts";
+import { authMiddleware, tokenRoutes } from "./auth.ts";
 import { blobRoutes } from "./routes/blobs.ts";
 import { listingRoutes } from "./routes/listings.ts";
 import { manifestRoutes } from "./routes/manifests.ts";
@@ -28,12 +28,16 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use(async (c, next) => {
     const requestId = c.req.header("x-request-id")?.slice(0, 128) ?? crypto.randomUUID();
     c.set("requestId", requestId);
-    c.set("access", ALLOW_ALL);
+    c.set("auth", OPEN_AUTH);
     await next();
     c.res.headers.set("Docker-Distribution-API-Version", "registry/2.0");
     c.res.headers.set("X-Request-Id", requestId);
   });
 
+  if (deps.auth) {
+    app.use(authMiddleware(deps.auth.authenticator, deps.auth.challenge));
+    if (deps.auth.authenticator.mode === "token") tokenRoutes(app, deps.auth.authenticator);
+  }
   app.get("/v2/", (c) => c.json({}));
   app.get("/v2", (c) => c.json({}));
   listingRoutes(app, deps);

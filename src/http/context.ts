@@ -3,30 +3,63 @@
  * @module
  */
 import type { Context } from "hono";
-import type { Access } from "../registry/access.ts";
+import { type Access, type Action, ALLOW_ALL } from "../registry/access.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Logger } from "../log/logger.ts";
+import type { Authenticator } from "../auth/authenticator.ts";
+import type { ChallengeOptions } from "./auth.ts";
 import { assertName } from "../oci/names.ts";
 import { RegistryError } from "../oci/errors.ts";
 
 /** Hono environment of Wharf's app: per-request variables. */
 export interface AppEnv {
   Variables: {
-    /** What the caller may do (everything while authentication is off). */
-    access: Access;
+    auth: RequestAuth;
     requestId: string;
   };
 }
+
+/** What the authentication middleware decided about a request. */
+export interface RequestAuth {
+  /** What the request may do (a token's grants, or the rules for the caller). */
+  access: Access;
+  /** True when the request carried valid credentials or a token. */
+  authenticated: boolean;
+  /**
+   * Which repositories the catalog shows to this caller; throws when the request may not list
+   * the catalog at all (a token without `registry:catalog:*`).
+   */
+  catalog(): Access;
+  /** The error for a refused action: 401 with a challenge, or 403 `DENIED`. */
+  deny(repository: string, action: Action): RegistryError;
+}
+
+/** Request auth of a registry without authentication: everything allowed. */
+export const OPEN_AUTH: RequestAuth = {
+  access: ALLOW_ALL,
+  authenticated: false,
+  catalog: () => ALLOW_ALL,
+  deny: (repository, action) =>
+    new RegistryError("DENIED", `${action} is not allowed on ${repository}`),
+};
 
 /** What routes need from the process. */
 export interface AppDeps {
   registry: Registry;
   log: Logger;
+  /** Authentication; without it every request may do everything (in-process tests). */
+  auth?: { authenticator: Authenticator; challenge: ChallengeOptions };
 }
 
-/** The validated repository name of a `/v2/<name>/…` route. */
-export function repositoryName(c: Context<AppEnv>): string {
-  return assertName(c.req.param("name") ?? "");
+/**
+ * The validated repository name of a `/v2/<name>/…` route, after checking that the request
+ * may perform `action` on it. Every repository route gets its name through here.
+ */
+export function repository(c: Context<AppEnv>, action: Action): string {
+  const name = assertName(c.req.param("name") ?? "");
+  const auth = c.get("auth");
+  if (!auth.access.can(name, action)) throw auth.deny(name, action);
+  return name;
 }
 
 /** A query parameter that must be present and single. */

@@ -5,13 +5,13 @@
 import type { Hono } from "hono";
 import { toDigest } from "../../oci/digest.ts";
 import { RegistryError } from "../../oci/errors.ts";
-import { type AppDeps, type AppEnv, repositoryName } from "../context.ts";
+import { type AppDeps, type AppEnv, repository } from "../context.ts";
 import { parseRange } from "../range.ts";
 
 /** Registers the blob routes. */
 export function blobRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
   app.on(["GET", "HEAD"], "/v2/:name{.+}/blobs/:digest", async (c) => {
-    const name = repositoryName(c);
+    const name = repository(c, "pull");
     const digest = toDigest(c.req.param("digest"));
     const size = await registry.blobs.size(name, digest);
     const headers: Record<string, string> = {
@@ -37,7 +37,7 @@ export function blobRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
   });
 
   app.delete("/v2/:name{.+}/blobs/:digest", async (c) => {
-    const name = repositoryName(c);
+    const name = repository(c, "delete");
     const digest = toDigest(c.req.param("digest"));
     if (!registry.options.deleteEnabled) throw deleteDisabled();
     await registry.blobs.delete(name, digest);

@@ -6,14 +6,14 @@
 import type { Hono } from "hono";
 import { toDigest } from "../../oci/digest.ts";
 import { OCI_INDEX } from "../../oci/media_types.ts";
-import { type AppDeps, type AppEnv, repositoryName } from "../context.ts";
+import { type AppDeps, type AppEnv, repository } from "../context.ts";
 import { nextLink, pageRequest } from "../pagination.ts";
 
 /** Registers the listing routes. */
 export function listingRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
   app.get("/v2/_catalog", async (c) => {
     const request = pageRequest(c.req.query("n"), c.req.query("last"));
-    const access = c.get("access");
+    const access = c.get("auth").catalog();
     // Only readable repositories are listed: keep paging until the page is full.
     const repositories: string[] = [];
     let last = request.last;
@@ -39,7 +39,7 @@ export function listingRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
   });
 
   app.get("/v2/:name{.+}/tags/list", async (c) => {
-    const name = repositoryName(c);
+    const name = repository(c, "pull");
     const request = pageRequest(c.req.query("n"), c.req.query("last"));
     const listed = await registry.manifests.tags(name, request);
     const page = request.limit === 0 ? { items: [], more: false } : listed;
@@ -49,7 +49,7 @@ export function listingRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
   });
 
   app.get("/v2/:name{.+}/referrers/:digest", async (c) => {
-    const name = repositoryName(c);
+    const name = repository(c, "pull");
     const digest = toDigest(c.req.param("digest"));
     const artifactType = c.req.query("artifactType") || undefined;
     const referrers = await registry.manifests.referrers(name, digest, artifactType);

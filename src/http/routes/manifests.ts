@@ -6,13 +6,7 @@ import type { Hono } from "hono";
 import { RegistryError } from "../../oci/errors.ts";
 import { MAX_MANIFEST_BYTES } from "../../oci/manifest.ts";
 import { parseReference } from "../../oci/names.ts";
-import {
-  type AppDeps,
-  type AppEnv,
-  bodyStream,
-  contentLength,
-  repositoryName,
-} from "../context.ts";
+import { type AppDeps, type AppEnv, bodyStream, contentLength, repository } from "../context.ts";
 import { acceptsManifest } from "../negotiation.ts";
 import { deleteDisabled } from "./blobs.ts";
 
@@ -21,7 +15,7 @@ export function manifestRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
   const { manifests } = registry;
 
   app.on(["GET", "HEAD"], "/v2/:name{.+}/manifests/:reference", async (c) => {
-    const name = repositoryName(c);
+    const name = repository(c, "pull");
     const reference = parseReference(c.req.param("reference"), "read");
     const manifest = await manifests.get(name, reference);
     if (!acceptsManifest(c.req.raw.headers.get("accept"), manifest.mediaType)) {
@@ -40,7 +34,7 @@ export function manifestRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
   });
 
   app.put("/v2/:name{.+}/manifests/:reference", async (c) => {
-    const name = repositoryName(c);
+    const name = repository(c, "push");
     const reference = parseReference(c.req.param("reference"), "write");
     const content = await readLimited(bodyStream(c), contentLength(c), MAX_MANIFEST_BYTES);
     const pushed = await manifests.put(
@@ -59,7 +53,7 @@ export function manifestRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
   });
 
   app.delete("/v2/:name{.+}/manifests/:reference", async (c) => {
-    const name = repositoryName(c);
+    const name = repository(c, "delete");
     const reference = parseReference(c.req.param("reference"), "read");
     if (!registry.options.deleteEnabled) throw deleteDisabled();
     await manifests.delete(name, reference);

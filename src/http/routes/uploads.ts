@@ -15,7 +15,7 @@ import {
   bodyStream,
   contentLength,
   hasNoBody,
-  repositoryName,
+  repository,
   requiredQuery,
 } from "../context.ts";
 import { parseContentRange } from "../range.ts";
@@ -27,7 +27,7 @@ export function uploadRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
   const { uploads } = registry;
 
   const start = async (c: Context<AppEnv>) => {
-    const name = repositoryName(c);
+    const name = repository(c, "push");
     const mount = c.req.query("mount");
     if (mount !== undefined) {
       const from = c.req.query("from");
@@ -35,7 +35,7 @@ export function uploadRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
         name,
         toDigest(mount),
         from === undefined ? undefined : assertName(from),
-        c.get("access"),
+        c.get("auth").access,
       );
       if (blob) return created(name, blob);
       return accepted(name, await uploads.start(name));
@@ -51,13 +51,13 @@ export function uploadRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
   app.post("/v2/:name{.+}/blobs/uploads", start);
 
   app.get("/v2/:name{.+}/blobs/uploads/:id", async (c) => {
-    const name = repositoryName(c);
+    const name = repository(c, "push");
     const session = await uploads.status(name, c.req.param("id"));
     return new Response(null, { status: 204, headers: sessionHeaders(name, session) });
   });
 
   app.patch("/v2/:name{.+}/blobs/uploads/:id", async (c) => {
-    const name = repositoryName(c);
+    const name = repository(c, "push");
     const id = c.req.param("id");
     const chunk = chunkOptions(c);
     const session = await uploads.append(name, id, bodyStream(c), chunk);
@@ -65,7 +65,7 @@ export function uploadRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
   });
 
   app.put("/v2/:name{.+}/blobs/uploads/:id", async (c) => {
-    const name = repositoryName(c);
+    const name = repository(c, "push");
     const id = c.req.param("id");
     const digest = toDigest(requiredQuery(c, "digest", "DIGEST_INVALID"));
     const last = hasNoBody(c) ? undefined : { body: bodyStream(c), ...chunkOptions(c) };
@@ -74,7 +74,7 @@ export function uploadRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
   });
 
   app.delete("/v2/:name{.+}/blobs/uploads/:id", async (c) => {
-    const name = repositoryName(c);
+    const name = repository(c, "push");
     await uploads.status(name, c.req.param("id"));
     await uploads.cancel(name, c.req.param("id"));
     return new Response(null, { status: 204 });
