@@ -6,6 +6,8 @@
 import { Command, CommanderError } from "commander";
 import { ConfigError, loadConfig } from "./src/config/load.ts";
 import { startServer } from "./src/server.ts";
+import { listUsers, removeUser, setPassword } from "./src/auth/htpasswd.ts";
+import { readPassword } from "./src/cli/password.ts";
 
 /** Builds the CLI program; `main` runs it. */
 export function buildProgram(): Command {
@@ -34,7 +36,58 @@ export function buildProgram(): Command {
       Deno.addSignalListener("SIGINT", stop);
     });
 
+  const user = program.command("user").description("manage users in the htpasswd file");
+  const htpasswdOptions = (command: Command) =>
+    command
+      .option("-c, --config <file>", "configuration file naming auth.htpasswd")
+      .option("-f, --htpasswd <file>", "htpasswd file (overrides the config)");
+  htpasswdOptions(user.command("add").argument("<name>"))
+    .description("add a user (password from WHARF_PASSWORD, a prompt, or stdin)")
+    .action(async (name: string, options: HtpasswdOptions) => {
+      const path = await htpasswdPath(options);
+      if ((await listUsers(path)).includes(name)) {
+        throw new Error(`user "${name}" already exists; use "wharf user passwd"`);
+      }
+      await setPassword(path, name, await readPassword(["WHARF_PASSWORD"], "Password: "));
+      console.log(`added user "${name}" to ${path}`);
+    });
+  htpasswdOptions(user.command("passwd").argument("<name>"))
+    .description("change a user's password")
+    .action(async (name: string, options: HtpasswdOptions) => {
+      const path = await htpasswdPath(options);
+      if (!(await listUsers(path)).includes(name)) throw new Error(`no user "${name}" in ${path}`);
+      await setPassword(path, name, await readPassword(["WHARF_PASSWORD"], "New password: "));
+      console.log(`changed the password of "${name}"`);
+    });
+  htpasswdOptions(user.command("remove").argument("<name>"))
+    .description("remove a user")
+    .action(async (name: string, options: HtpasswdOptions) => {
+      const path = await htpasswdPath(options);
+      await removeUser(path, name);
+      console.log(`removed user "${name}" from ${path}`);
+    });
+  htpasswdOptions(user.command("list"))
+    .description("list users")
+    .action(async (options: HtpasswdOptions) => {
+      for (const name of await listUsers(await htpasswdPath(options))) console.log(name);
+    });
+
   return program;
+}
+
+interface HtpasswdOptions {
+  config?: string;
+  htpasswd?: string;
+}
+
+/** The htpasswd file from `--htpasswd`, else the config's `auth.htpasswd`. */
+async function htpasswdPath(options: HtpasswdOptions): Promise<string> {
+  if (options.htpasswd) return options.htpasswd;
+  const config = await loadConfig(options.config);
+  if (!config.auth?.htpasswd) {
+    throw new Error("no htpasswd file: pass --htpasswd FILE or a --config with auth.htpasswd");
+  }
+  return config.auth.htpasswd;
 }
 
 /** Runs the CLI with `args`, turning errors into one line and exit code 1. */
