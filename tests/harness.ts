@@ -79,9 +79,14 @@ export async function startRegistry(options: StartOptions = {}): Promise<TestReg
   try {
     url = await urlPromise;
   } catch (err) {
-    process.kill("SIGKILL");
+    try {
+      process.kill("SIGKILL");
+    } catch {
+      // it exited on its own
+    }
     await exited;
     await pumps;
+    if (!options.dataDir) await Deno.remove(dataDir, { recursive: true });
     throw err;
   } finally {
     clearTimeout(timer);
