@@ -80,7 +80,7 @@ export function authMiddleware(
     const rules = authenticator.accessFor(result.identity);
     const auth: RequestAuth = {
       access,
-      authenticated: result.kind !== "anonymous",
+      user: result.identity.user,
       // Repositories listed in the catalog: those the caller's identity may pull.
       catalog() {
         const granted = result.kind !== "bearer" ||
@@ -114,7 +114,8 @@ export function authMiddleware(
             detail,
           );
         }
-        if (result.kind === "anonymous") {
+        // An anonymous token (clients fetch one before trying) must be challenged like no token.
+        if (result.identity.user === null) {
           return unauthorized(
             "authentication required",
             challenge(c, authenticator, options, scope),

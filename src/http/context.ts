@@ -23,8 +23,8 @@ export interface AppEnv {
 export interface RequestAuth {
   /** What the request may do (a token's grants, or the rules for the caller). */
   access: Access;
-  /** True when the request carried valid credentials or a token. */
-  authenticated: boolean;
+  /** The user behind the credentials or token, or null. */
+  user: string | null;
   /**
    * Which repositories the catalog shows to this caller; throws when the request may not list
    * the catalog at all (a token without `registry:catalog:*`).
@@ -37,7 +37,7 @@ export interface RequestAuth {
 /** Request auth of a registry without authentication: everything allowed. */
 export const OPEN_AUTH: RequestAuth = {
   access: ALLOW_ALL,
-  authenticated: false,
+  user: null,
   catalog: () => ALLOW_ALL,
   deny: (repository, action) =>
     new RegistryError("DENIED", `${action} is not allowed on ${repository}`),

@@ -7,6 +7,7 @@ import { type Digest, digestOf, parseDigest } from "../oci/digest.ts";
 import { RegistryError } from "../oci/errors.ts";
 import { type Descriptor, MAX_MANIFEST_BYTES, parseManifest } from "../oci/manifest.ts";
 import type { Reference } from "../oci/names.ts";
+import { type Caller, NO_HOOKS, type RegistryHooks } from "./hooks.ts";
 import type { MetadataStore, Page, Referrer, StoredManifest } from "../metadata/metadata_store.ts";
 
 /** Result of a manifest push. */
@@ -18,7 +19,10 @@ export interface PushedManifest {
 
 /** Manifests scoped to repositories. */
 export class Manifests {
-  constructor(private readonly metadata: MetadataStore) {}
+  constructor(
+    private readonly metadata: MetadataStore,
+    private readonly hooks: RegistryHooks = NO_HOOKS,
+  ) {}
 
   /**
    * Stores manifest bytes under a tag or digest reference. The bytes must parse for their media
@@ -45,6 +49,16 @@ export class Manifests {
     }
     const parsed = parseManifest(content, contentType);
     await this.#checkReferences(repository, parsed.blobs, parsed.manifests);
+    const tag = reference.kind === "tag" ? reference.tag : undefined;
+    const event = {
+      repository,
+      digest,
+      mediaType: parsed.mediaType,
+      content,
+      manifest: parsed,
+      tag,
+    };
+    await this.hooks.beforePush(event);
     await this.metadata.putManifest(repository, {
       digest,
       mediaType: parsed.mediaType,
@@ -55,7 +69,8 @@ export class Manifests {
       annotations: parsed.annotations,
       blobs: parsed.blobs.map((d) => d.digest),
       manifests: parsed.manifests.map((d) => d.digest),
-    }, reference.kind === "tag" ? reference.tag : undefined);
+    }, tag);
+    await this.hooks.pushed(event);
     return { digest, mediaType: parsed.mediaType, subject: parsed.subject?.digest };
   }
 
@@ -91,11 +106,23 @@ export class Manifests {
     return digest;
   }
 
-  /** A manifest by tag or digest; throws `MANIFEST_UNKNOWN`. */
-  async get(repository: string, reference: Reference): Promise<StoredManifest> {
+  /**
+   * A manifest by tag or digest; throws `MANIFEST_UNKNOWN`. With a `caller`, pull policy hooks
+   * run first and may refuse.
+   */
+  async get(repository: string, reference: Reference, caller?: Caller): Promise<StoredManifest> {
     const digest = await this.resolve(repository, reference);
     const manifest = await this.metadata.getManifest(repository, digest);
     if (!manifest) throw manifestUnknown(reference);
+    if (caller) {
+      await this.hooks.beforePull({
+        repository,
+        reference,
+        digest,
+        mediaType: manifest.mediaType,
+        caller,
+      });
+    }
     return manifest;
   }
 
@@ -105,6 +132,9 @@ export class Manifests {
       ? await this.metadata.deleteTag(repository, reference.tag)
       : await this.metadata.deleteManifest(repository, reference.digest);
     if (!deleted) throw manifestUnknown(reference);
+    if (reference.kind === "digest") {
+      await this.hooks.deleted({ repository, digest: reference.digest });
+    }
   }
 
   /** A page of sorted tags; throws `NAME_UNKNOWN` for a repository never written to. */

@@ -8,6 +8,7 @@ import type { MetadataStore } from "../metadata/metadata_store.ts";
 import { Blobs } from "./blobs.ts";
 import { Manifests } from "./manifests.ts";
 import { Uploads } from "./uploads.ts";
+import { NO_HOOKS, type RegistryHooks } from "./hooks.ts";
 
 /** Behaviour switches of the registry. */
 export interface RegistryOptions {
@@ -32,11 +33,12 @@ export function createRegistry(
   store: BlobStore,
   metadata: MetadataStore,
   options: RegistryOptions,
+  hooks: RegistryHooks = NO_HOOKS,
 ): Registry {
   return {
     blobs: new Blobs(store, metadata),
     uploads: new Uploads(store, metadata, { automaticMount: options.automaticMount }),
-    manifests: new Manifests(metadata),
+    manifests: new Manifests(metadata, hooks),
     metadata,
     store,
     options,

@@ -4,7 +4,7 @@
  * `g.Specify`, in the suite's order, against a real Wharf process.
  * @module
  */
-import { startRegistry } from "../harness.ts";
+import { AUTH_MODES, type AuthMode, startConformanceRegistry } from "./auth_modes.ts";
 import { assertEquals, assertOk } from "../assert.ts";
 import {
   artifactTypeFilter,
@@ -37,7 +37,6 @@ import {
 } from "./fixtures.ts";
 import {
   type Client,
-  createClient,
   describe,
   expectHeader,
   expectStatus,
@@ -110,9 +109,8 @@ function expectAnnotations(index: IndexBody): void {
   }
 }
 
-Deno.test("conformance: Content Discovery", async (t) => {
-  const registry = await startRegistry();
-  const client = createClient(registry.url);
+async function discoveryWorkflow(t: Deno.TestContext, mode: AuthMode) {
+  const { client, close } = await startConformanceRegistry(mode);
   let numTags = 4;
   let tagList: string[] = [];
 
@@ -402,6 +400,10 @@ Deno.test("conformance: Content Discovery", async (t) => {
       },
     });
   } finally {
-    await registry.close();
+    await close();
   }
-});
+}
+
+for (const mode of AUTH_MODES) {
+  Deno.test(`conformance (${mode}): Content Discovery`, (t) => discoveryWorkflow(t, mode));
+}

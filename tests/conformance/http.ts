@@ -29,23 +29,95 @@ export interface Client {
   request(method: string, path: string, options?: RequestOptions): Promise<Reply>;
 }
 
+/**
+ * How the client authenticates: `none` (no credentials), `basic` (`Authorization: Basic` on every
+ * request), or `bearer` (the Docker token flow: on a 401 with a `Bearer` challenge, fetch a token
+ * from the challenge's realm with Basic credentials and the scopes asked so far, and retry).
+ */
+export type AuthMode = "none" | "basic" | "bearer";
+
+/** Options of {@link createClient}. */
+export interface ClientOptions {
+  /** Default `none`. */
+  mode?: AuthMode;
+  /** Required for `basic` and `bearer`. */
+  credentials?: { username: string; password: string };
+}
+
 /** Creates a {@link Client} for `baseUrl` (e.g. `http://127.0.0.1:5000`). */
-export function createClient(baseUrl: string): Client {
+export function createClient(baseUrl: string, options: ClientOptions = {}): Client {
+  const mode = options.mode ?? "none";
+  const credentials = options.credentials;
+  if (mode !== "none" && !credentials) throw new Error(`auth mode ${mode} needs credentials`);
+  const basic = credentials
+    ? `Basic ${btoa(`${credentials.username}:${credentials.password}`)}`
+    : "";
+  const scopes = new Set<string>();
+  let token = "";
+
+  const send = async (method: string, url: URL, init: RequestOptions) => {
+    const headers: Record<string, string> = {
+      "User-Agent": "distribution-spec-conformance-tests",
+      ...init.headers,
+    };
+    if (mode === "basic") headers.Authorization = basic;
+    if (mode === "bearer" && token) headers.Authorization = `Bearer ${token}`;
+    const res = await fetch(url, { method, headers, body: init.body });
+    const body = new Uint8Array(await res.arrayBuffer());
+    return { method, url: url.href, status: res.status, headers: res.headers, body };
+  };
+
+  /** Fetches a token for every scope seen so far (plus the challenge's); false if none. */
+  const fetchToken = async (reply: Reply): Promise<boolean> => {
+    const params = parseChallenge(reply.headers.get("WWW-Authenticate") ?? "");
+    if (!params?.realm) return false;
+    for (const scope of (params.scope ?? "").split(" ").filter(Boolean)) scopes.add(scope);
+    const realm = new URL(params.realm);
+    if (params.service) realm.searchParams.set("service", params.service);
+    for (const scope of scopes) realm.searchParams.append("scope", scope);
+    const res = await fetch(realm, { headers: { Authorization: basic } });
+    const answer = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      throw new AssertionError({
+        message: `token request ${realm.href} -> ${res.status} ${JSON.stringify(answer)}`,
+      });
+    }
+    const issued = answer.token ?? answer.access_token;
+    if (typeof issued !== "string" || issued === "") {
+      throw new AssertionError({
+        message: `token response without a token: ${JSON.stringify(answer)}`,
+      });
+    }
+    token = issued;
+    return true;
+  };
+
   return {
     async request(method, path, options = {}) {
       const url = new URL(path, baseUrl);
       for (const [key, value] of Object.entries(options.query ?? {})) {
         url.searchParams.set(key, value);
       }
-      const res = await fetch(url, {
-        method,
-        headers: { "User-Agent": "distribution-spec-conformance-tests", ...options.headers },
-        body: options.body,
-      });
-      const body = new Uint8Array(await res.arrayBuffer());
-      return { method, url: url.href, status: res.status, headers: res.headers, body };
+      let reply = await send(method, url, options);
+      // A fresh token may still lack a scope named only by the next challenge: retry twice.
+      for (let attempt = 0; mode === "bearer" && reply.status === 401 && attempt < 2; attempt++) {
+        if (!await fetchToken(reply)) break;
+        reply = await send(method, url, options);
+      }
+      return reply;
     },
   };
+}
+
+/** The parameters of a `Bearer` challenge (`realm`, `service`, `scope`, `error`), or null. */
+export function parseChallenge(header: string): Record<string, string> | null {
+  const match = header.match(/^\s*Bearer\s+(.*)$/i);
+  if (!match) return null;
+  const params: Record<string, string> = {};
+  for (const [, key, quoted, bare] of match[1].matchAll(/([a-zA-Z_]+)=(?:"([^"]*)"|([^,\s]*))/g)) {
+    params[key.toLowerCase()] = quoted ?? bare;
+  }
+  return params;
 }
 
 /** The body as text. */

@@ -4,7 +4,7 @@
  * `g.Specify`, in the suite's order, against a real Wharf process.
  * @module
  */
-import { startRegistry } from "../harness.ts";
+import { AUTH_MODES, type AuthMode, startConformanceRegistry } from "./auth_modes.ts";
 import { assertEquals, assertOk } from "../assert.ts";
 import {
   configs,
@@ -16,7 +16,6 @@ import {
   settings,
 } from "./fixtures.ts";
 import {
-  createClient,
   describe,
   errors,
   expectStatus,
@@ -40,9 +39,8 @@ interface TagListBody {
   tags?: string[] | null;
 }
 
-Deno.test("conformance: Content Management", async (t) => {
-  const registry = await startRegistry();
-  const client = createClient(registry.url);
+async function managementWorkflow(t: Deno.TestContext, mode: AuthMode) {
+  const { client, close } = await startConformanceRegistry(mode);
   let tagToDelete = "";
   let numTags = 0;
   let blobDeleteAllowed = true;
@@ -161,6 +159,10 @@ Deno.test("conformance: Content Management", async (t) => {
 
     // ---- Teardown: none required for content management ----
   } finally {
-    await registry.close();
+    await close();
   }
-});
+}
+
+for (const mode of AUTH_MODES) {
+  Deno.test(`conformance (${mode}): Content Management`, (t) => managementWorkflow(t, mode));
+}

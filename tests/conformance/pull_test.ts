@@ -3,7 +3,7 @@
  * one step per `g.Specify`, in the suite's order, against a real Wharf process.
  * @module
  */
-import { startRegistry } from "../harness.ts";
+import { AUTH_MODES, type AuthMode, startConformanceRegistry } from "./auth_modes.ts";
 import { assertOk } from "../assert.ts";
 import {
   configs,
@@ -21,7 +21,6 @@ import {
   testTagName,
 } from "./fixtures.ts";
 import {
-  createClient,
   describe,
   errors,
   expectHeader,
@@ -39,9 +38,8 @@ const BLOB_DELETED: StatusMatcher[] = settings.deletesEnabled
   ? [SUCCESS, 404]
   : [SUCCESS, 404, 405];
 
-Deno.test("conformance: Pull", async (t) => {
-  const registry = await startRegistry();
-  const client = createClient(registry.url);
+async function pullWorkflow(t: Deno.TestContext, mode: AuthMode) {
+  const { client, close } = await startConformanceRegistry(mode);
   let tag = "";
 
   const pushBlob = async (blob: { content: Uint8Array<ArrayBuffer>; digest: string }) => {
@@ -251,6 +249,10 @@ Deno.test("conformance: Pull", async (t) => {
       );
     }
   } finally {
-    await registry.close();
+    await close();
   }
-});
+}
+
+for (const mode of AUTH_MODES) {
+  Deno.test(`conformance (${mode}): Pull`, (t) => pullWorkflow(t, mode));
+}

@@ -3,7 +3,7 @@
  * one step per `g.Specify`, in the suite's order, against a real Wharf process.
  * @module
  */
-import { startRegistry } from "../harness.ts";
+import { AUTH_MODES, type AuthMode, startConformanceRegistry } from "./auth_modes.ts";
 import { assertEquals, assertOk } from "../assert.ts";
 import {
   chunked,
@@ -25,7 +25,6 @@ import {
 } from "./fixtures.ts";
 import {
   absoluteLocation,
-  createClient,
   describe,
   expectHeader,
   expectHeaderPresent,
@@ -46,9 +45,8 @@ const BLOB_DELETED: StatusMatcher[] = settings.deletesEnabled
   ? [SUCCESS, 404]
   : [SUCCESS, 404, 405];
 
-Deno.test("conformance: Push", async (t) => {
-  const registry = await startRegistry();
-  const client = createClient(registry.url);
+async function pushWorkflow(t: Deno.TestContext, mode: AuthMode) {
+  const { client, close } = await startConformanceRegistry(mode);
   let lastResponse: Reply | undefined;
   let prevResponse: Reply | undefined;
   let emptyLayerManifestRef = "";
@@ -418,6 +416,10 @@ Deno.test("conformance: Push", async (t) => {
       });
     }
   } finally {
-    await registry.close();
+    await close();
   }
-});
+}
+
+for (const mode of AUTH_MODES) {
+  Deno.test(`conformance (${mode}): Push`, (t) => pushWorkflow(t, mode));
+}

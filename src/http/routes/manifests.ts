@@ -17,7 +17,11 @@ export function manifestRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
   app.on(["GET", "HEAD"], "/v2/:name{.+}/manifests/:reference", async (c) => {
     const name = repository(c, "pull");
     const reference = parseReference(c.req.param("reference"), "read");
-    const manifest = await manifests.get(name, reference);
+    const auth = c.get("auth");
+    const manifest = await manifests.get(name, reference, {
+      user: auth.user,
+      canPush: auth.access.can(name, "push"),
+    });
     if (!acceptsManifest(c.req.raw.headers.get("accept"), manifest.mediaType)) {
       throw new RegistryError("MANIFEST_UNKNOWN", "manifest unknown in the accepted media types", {
         detail: { mediaType: manifest.mediaType },

@@ -1,0 +1,81 @@
+/**
+ * Runs the conformance workflows once per authentication mode: `none` (auth not configured),
+ * `basic` (htpasswd with `token.enabled: false`; the client sends `Authorization: Basic`), and
+ * `bearer` (htpasswd behind Wharf's token endpoint; the client does the Docker token flow). In
+ * both auth modes the one user is allowed everything, so every assertion of the suite holds
+ * unchanged.
+ * @module
+ */
+import { join } from "node:path";
+import bcrypt from "bcryptjs";
+import { startRegistry, type TestRegistry } from "../harness.ts";
+import { type AuthMode, type Client, createClient, expectStatus } from "./http.ts";
+
+export type { AuthMode } from "./http.ts";
+
+/** Every mode each workflow runs in. */
+export const AUTH_MODES: readonly AuthMode[] = ["none", "basic", "bearer"];
+
+const USER = { username: "conformance", password: "conformance-password" };
+
+/** A registry for one workflow run and the client that authenticates to it in `mode`. */
+export interface ConformanceTarget {
+  registry: TestRegistry;
+  client: Client;
+  close(): Promise<void>;
+}
+
+/** Starts a fresh registry configured for `mode`, and a client for it. */
+export async function startConformanceRegistry(mode: AuthMode): Promise<ConformanceTarget> {
+  if (mode === "none") {
+    const registry = await startRegistry();
+    return { registry, client: createClient(registry.url), close: () => registry.close() };
+  }
+  const authDir = await Deno.makeTempDir({ prefix: "wharf-conformance-auth-" });
+  let registry: TestRegistry;
+  try {
+    const htpasswd = join(authDir, "htpasswd");
+    // Cost 5, as `htpasswd -B` uses by default; the server caches successful checks anyway.
+    await Deno.writeTextFile(htpasswd, `${USER.username}:${bcrypt.hashSync(USER.password, 5)}\n`);
+    registry = await startRegistry({
+      config: {
+        auth: {
+          htpasswd,
+          token: { enabled: mode === "bearer", service: "wharf" },
+          rules: [{ repositories: ["**"], users: [USER.username], actions: ["*"] }],
+        },
+      },
+    });
+  } catch (err) {
+    await Deno.remove(authDir, { recursive: true });
+    throw err;
+  }
+  const client = createClient(registry.url, { mode, credentials: USER });
+  const target = {
+    registry,
+    client,
+    async close() {
+      await registry.close();
+      await Deno.remove(authDir, { recursive: true });
+    },
+  };
+  try {
+    // Auth is really on: anonymous callers are challenged in the mode's scheme, and the client
+    // gets through.
+    const anonymous = await fetch(`${registry.url}/v2/`);
+    await anonymous.body?.cancel();
+    const challenge = anonymous.headers.get("WWW-Authenticate");
+    const scheme = mode === "basic" ? "Basic" : "Bearer";
+    if (anonymous.status !== 401 || !challenge?.startsWith(`${scheme} `)) {
+      throw new Error(
+        `anonymous GET /v2/ -> ${anonymous.status} ${challenge}, expected 401 with a ${scheme} ` +
+          "challenge",
+      );
+    }
+    expectStatus(await client.request("GET", "/v2/"), 200);
+  } catch (err) {
+    await target.close();
+    throw err;
+  }
+  return target;
+}
