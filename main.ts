@@ -8,6 +8,10 @@ import { ConfigError, loadConfig } from "./src/config/load.ts";
 import { startServer } from "./src/server.ts";
 import { listUsers, removeUser, setPassword } from "./src/auth/htpasswd.ts";
 import { readPassword } from "./src/cli/password.ts";
+import { PluginHost } from "./src/plugins/host.ts";
+import { PluginStore } from "./src/plugins/database.ts";
+import { pluginModules } from "./src/plugins/loader.ts";
+import { createLogger } from "./src/log/logger.ts";
 
 /** Builds the CLI program; `main` runs it. */
 export function buildProgram(): Command {
@@ -70,6 +74,32 @@ export function buildProgram(): Command {
     .description("list users")
     .action(async (options: HtpasswdOptions) => {
       for (const name of await listUsers(await htpasswdPath(options))) console.log(name);
+    });
+
+  program.command("plugins").command("list")
+    .description("list the plugins a config loads, and whether their setup succeeds")
+    .option("-c, --config <file>", "configuration file (YAML)")
+    .action(async (options: { config?: string }) => {
+      const config = await loadConfig(options.config);
+      const host = new PluginHost(
+        new PluginStore(":memory:"),
+        createLogger({ level: "error", write: () => {} }),
+      );
+      await host.load(
+        await pluginModules(config.plugins.external, Deno.cwd()),
+        config.plugins,
+        config.plugins.disabled,
+      );
+      for (const plugin of host.loaded) {
+        const note = plugin.error
+          ? `  (${plugin.error})`
+          : plugin.description
+          ? `  ${plugin.description}`
+          : "";
+        console.log(`${plugin.name.padEnd(20)} ${plugin.status.padEnd(9)} ${plugin.source}${note}`);
+      }
+      host.store.close();
+      if (host.loaded.some((p) => p.status === "failed")) Deno.exitCode = 1;
     });
 
   return program;

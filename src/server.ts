@@ -7,6 +7,9 @@ import { join, resolve } from "node:path";
 import type { Config } from "./config/schema.ts";
 import { createApp } from "./http/app.ts";
 import { createAuthenticator } from "./auth/from_config.ts";
+import { PluginHost } from "./plugins/host.ts";
+import { PluginStore } from "./plugins/database.ts";
+import { pluginModules } from "./plugins/loader.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import { SqliteMetadataStore } from "./metadata/sqlite.ts";
 import { createRegistry, type Registry } from "./registry/registry.ts";
@@ -17,6 +20,7 @@ export interface RunningServer {
   /** The URL it listens on (with the real port when the config asked for port 0). */
   url: string;
   registry: Registry;
+  plugins: PluginHost;
   log: Logger;
   /** Stops accepting connections, waits for in-flight requests, closes the stores. */
   shutdown(): Promise<void>;
@@ -31,14 +35,22 @@ export async function startServer(config: Config, log?: Logger): Promise<Running
   const metadata = SqliteMetadataStore.open(
     resolve(config.metadata.path ?? join(dataDir, "wharf.db")),
   );
+  const plugins = new PluginHost(new PluginStore(join(dataDir, "plugins.db")), logger);
   const registry = createRegistry(store, metadata, {
     automaticMount: config.registry.automaticMount,
     deleteEnabled: config.registry.deleteEnabled,
-  });
+  }, plugins);
+  plugins.attach(registry);
+  await plugins.load(
+    await pluginModules(config.plugins.external, Deno.cwd()),
+    config.plugins,
+    config.plugins.disabled,
+  );
   const authenticator = await createAuthenticator(config, dataDir);
   const app = createApp({
     registry,
     log: logger,
+    plugins,
     auth: {
       authenticator,
       challenge: {
@@ -63,10 +75,12 @@ export async function startServer(config: Config, log?: Logger): Promise<Running
   return {
     url,
     registry,
+    plugins,
     log: logger,
     async shutdown() {
       await server.shutdown();
       metadata.close();
+      plugins.store.close();
       logger.info("stopped");
     },
   };

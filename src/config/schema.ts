@@ -63,6 +63,14 @@ export const ConfigSchema = z.strictObject({
   }).optional(),
   /** Serve HTTPS with this PEM certificate and key. */
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+  /**
+   * Plugins: `external` lists module paths to load (relative to the config file), `disabled`
+   * names built-in or external plugins to skip; every other key is one plugin's own section.
+   */
+  plugins: z.looseObject({
+    external: z.array(z.string().min(1)).default([]),
+    disabled: z.array(z.string().min(1)).default([]),
+  }).prefault({}),
   log: z.strictObject({
     level: z.enum(["debug", "info", "warn", "error"]).default("info"),
   }).prefault({}),

@@ -12,6 +12,7 @@ import { blobRoutes } from "./routes/blobs.ts";
 import { listingRoutes } from "./routes/listings.ts";
 import { manifestRoutes } from "./routes/manifests.ts";
 import { uploadRoutes } from "./routes/uploads.ts";
+import { artifactRoutes } from "./routes/artifacts.ts";
 
 /**
  * Builds the Hono app over a registry service.
@@ -44,6 +45,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   uploadRoutes(app, deps);
   blobRoutes(app, deps);
   manifestRoutes(app, deps);
+  if (deps.plugins) {
+    artifactRoutes(app, deps.plugins.store);
+    deps.plugins.mountRoutes(app);
+  }
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
   app.notFound((c) => {

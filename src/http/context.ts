@@ -8,6 +8,7 @@ import type { Registry } from "../registry/registry.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
 import type { ChallengeOptions } from "./auth.ts";
+import type { PluginHost } from "../plugins/host.ts";
 import { assertName } from "../oci/names.ts";
 import { RegistryError } from "../oci/errors.ts";
 
@@ -47,6 +48,8 @@ export const OPEN_AUTH: RequestAuth = {
 export interface AppDeps {
   registry: Registry;
   log: Logger;
+  /** Loaded plugins: their routes and the artifact index. */
+  plugins?: PluginHost;
   /** Authentication; without it every request may do everything (in-process tests). */
   auth?: { authenticator: Authenticator; challenge: ChallengeOptions };
 }

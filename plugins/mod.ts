@@ -1,0 +1,8 @@
+/**
+ * The built-in plugins, in load order. Each is written only against `src/plugins/api.ts`.
+ * @module
+ */
+import type { Plugin } from "../src/plugins/api.ts";
+
+/** Plugins compiled into Wharf. */
+export const BUILTIN_PLUGINS: Plugin[] = [];

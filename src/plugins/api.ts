@@ -1,0 +1,182 @@
+/**
+ * The plugin API: everything a plugin may use. Built-in plugins (`plugins/<name>/`) are written
+ * against this module alone (plus the pure values of `src/oci`), exactly as third-party plugins
+ * are. See `docs/PLUGINS.md` for a guide and a complete example.
+ * @module
+ */
+import type { Hono } from "hono";
+import type { Digest } from "../oci/digest.ts";
+import type { ParsedManifest } from "../oci/manifest.ts";
+import type { Reference } from "../oci/names.ts";
+import { type ErrorCode, RegistryError } from "../oci/errors.ts";
+import type { Caller, DeleteEvent, ManifestEvent, PullEvent } from "../registry/hooks.ts";
+
+export { RegistryError };
+export type {
+  Caller,
+  DeleteEvent,
+  Digest,
+  ErrorCode,
+  ManifestEvent,
+  ParsedManifest,
+  PullEvent,
+  Reference,
+};
+
+/** The plugin API version this registry implements; a plugin declares the one it was written for. */
+export const API_VERSION = 1;
+
+/** A plugin module's default export. */
+export interface Plugin {
+  /** Unique name: lowercase letters, digits and `-`; also the config section and table prefix. */
+  name: string;
+  /** The API version the plugin was written against ({@link API_VERSION}). */
+  apiVersion: number;
+  /** One line shown by `wharf plugins list`. */
+  description?: string;
+  /** Called once at start; registers hooks, routes and tables through `ctx`. */
+  setup(ctx: PluginContext): void | Promise<void>;
+}
+
+/** A subject being mirrored from an upstream. */
+export interface SyncSubjectEvent {
+  /** Mirror name from the config. */
+  mirror: string;
+  upstreamRepository: string;
+  repository: string;
+  digest: Digest;
+  mediaType: string;
+}
+
+/** Extra content to mirror with a subject: tags in the same repository, or referrers. */
+export type AttachmentRequest =
+  | { kind: "tag"; tag: string }
+  | { kind: "referrers"; artifactType?: string };
+
+/** A finished mirror run. */
+export interface SyncCompletedEvent {
+  mirror: string;
+  outcome: "success" | "partial" | "failed";
+  images: number;
+  bytes: number;
+  errors: string[];
+}
+
+/** Handlers per hook. A hook may have several handlers from several plugins. */
+export interface Hooks {
+  /** Before a manifest is stored; throw a {@link RegistryError} to reject the push. */
+  "manifest.beforePush": (event: ManifestEvent) => void | Promise<void>;
+  /** After a manifest was stored (and tagged). Errors are logged, never undo the push. */
+  "manifest.pushed": (event: ManifestEvent) => void | Promise<void>;
+  /** Before a manifest is served; throw a {@link RegistryError} (e.g. `DENIED`) to refuse. */
+  "manifest.beforePull": (event: PullEvent) => void | Promise<void>;
+  /** After a manifest was removed from a repository. */
+  "manifest.deleted": (event: DeleteEvent) => void | Promise<void>;
+  /** Which tags or referrers to mirror along with a subject. */
+  "sync.attachments": (
+    event: SyncSubjectEvent,
+  ) => AttachmentRequest[] | Promise<AttachmentRequest[]>;
+  /** After a mirror run. */
+  "sync.completed": (event: SyncCompletedEvent) => void | Promise<void>;
+}
+
+/** A hook's name. */
+export type HookName = keyof Hooks;
+
+/** Structured logging for a plugin (lines carry the plugin's name). */
+export interface PluginLogger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** A value SQLite can store. */
+export type SqlValue = string | number | bigint | null | Uint8Array;
+
+/** A plugin's own tables in the registry database. */
+export interface PluginDatabase {
+  /** The full name of the plugin's table `name`: `p_<plugin>_<name>` (use it in all SQL). */
+  table(name: string): string;
+  /**
+   * Applies the plugin's schema migrations in order, each once (tracked per plugin). A
+   * migration may touch only the plugin's own tables.
+   */
+  migrate(migrations: string[]): void;
+  /** Rows of a query. */
+  all(sql: string, ...params: SqlValue[]): Record<string, SqlValue>[];
+  /** First row of a query, or undefined. */
+  get(sql: string, ...params: SqlValue[]): Record<string, SqlValue> | undefined;
+  /** Runs a statement; returns the number of changed rows. */
+  run(sql: string, ...params: SqlValue[]): number;
+}
+
+/** Read access to stored content. */
+export interface ContentReader {
+  /** A blob's bytes, if linked to the repository and at most `maxBytes` (default 4 MiB). */
+  readBlob(repository: string, digest: Digest, maxBytes?: number): Promise<Uint8Array>;
+  /** A manifest by tag or digest in a repository, or null. */
+  getManifest(
+    repository: string,
+    reference: string,
+  ): Promise<{ digest: Digest; mediaType: string; content: Uint8Array } | null>;
+  /** The digests a tag points to, for tags of a repository matching a prefix. */
+  listTags(repository: string): Promise<string[]>;
+}
+
+/** Verification state of an attached artifact. */
+export type VerificationStatus = "verified" | "unverified" | "invalid" | "not-checked";
+
+/** An artifact attached to a subject, as shown by `GET /wharf/v1/<name>/artifacts/<digest>`. */
+export interface ArtifactRecord {
+  repository: string;
+  /** The manifest the artifact is about. */
+  subject: Digest;
+  /** The artifact's own manifest. */
+  digest: Digest;
+  /** What kind: `signature`, `attestation`, `sbom`, … */
+  kind: string;
+  /** Media or predicate type, for display and filtering. */
+  type: string;
+  status: VerificationStatus;
+  /** Free-form detail: key that verified, predicate type, package count, reason of failure. */
+  detail?: Record<string, unknown>;
+}
+
+/** The shared index of attached artifacts that every artifact plugin writes to. */
+export interface ArtifactIndex {
+  /** Adds or replaces the record of (`digest`, `kind`, plugin) for a subject. */
+  record(record: ArtifactRecord): void;
+  /** Records of a subject in a repository (all plugins). */
+  list(repository: string, subject: Digest): (ArtifactRecord & { plugin: string })[];
+  /** Removes this plugin's records of an artifact manifest. */
+  remove(repository: string, digest: Digest): void;
+}
+
+/** What a plugin gets at setup. */
+export interface PluginContext {
+  /** The plugin's name. */
+  name: string;
+  /** The plugin's section of the config file (`plugins.<name>`), or `{}`. */
+  config: Record<string, unknown>;
+  log: PluginLogger;
+  db: PluginDatabase;
+  content: ContentReader;
+  artifacts: ArtifactIndex;
+  /** Registers a hook handler. */
+  on<K extends HookName>(hook: K, handler: Hooks[K]): void;
+  /**
+   * Routes under `/wharf/v1/plugins/<name>/`. Requests reach them after authentication; use
+   * `ctx.access(c)` to check repository rights.
+   */
+  routes(register: (app: Hono) => void): void;
+  /** Serves routes at an absolute prefix (e.g. `/extensions/v2/`), for protocol extensions. */
+  mount(prefix: string, register: (app: Hono) => void): void;
+  /**
+   * An OCI error to throw from a hook or route (e.g. `ctx.error("DENIED", "…")`), so that a
+   * plugin needs only type imports from this module.
+   */
+  error(code: ErrorCode, message: string, detail?: unknown): RegistryError;
+  /** Checks that the request behind a Hono context may perform `action` on `repository`. */
+  authorize(c: unknown, repository: string, action: "pull" | "push" | "delete"): void;
+}
