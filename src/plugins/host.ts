@@ -22,6 +22,7 @@ import {
   type SyncSubjectEvent,
 } from "./api.ts";
 import type { PluginStore } from "./database.ts";
+import type { PluginModule } from "./loader.ts";
 
 /** How long one handler may take before the host stops waiting for it. */
 const HOOK_TIMEOUT_MS = 15_000;
@@ -63,12 +64,12 @@ export class PluginHost implements RegistryHooks {
    * failing `setup` is logged and left out; the others run.
    */
   async load(
-    plugins: { module: unknown; source: string }[],
+    plugins: PluginModule[],
     config: Record<string, unknown>,
     disabled: string[] = [],
   ): Promise<void> {
-    for (const { module, source } of plugins) {
-      const plugin = validatePlugin(module, source);
+    for (const { module, source, error } of plugins) {
+      const plugin = error ?? validatePlugin(module, source);
       if (typeof plugin === "string") {
         this.loaded.push({ name: source, source, status: "failed", error: plugin });
         this.#log.error("plugin not loaded", { source, error: plugin });

@@ -9,13 +9,15 @@ import { BUILTIN_PLUGINS } from "../../plugins/mod.ts";
 
 /** A module to hand to the plugin host, with where it came from. */
 export interface PluginModule {
-  module: unknown;
+  module?: unknown;
   source: string;
+  /** Why the module could not be imported. */
+  error?: string;
 }
 
 /**
  * The built-in plugins followed by the external ones. An external module that fails to import
- * is returned as a module without a default export, so the host reports it and goes on.
+ * is returned with its error, so the host reports it and goes on.
  */
 export async function pluginModules(external: string[], baseDir: string): Promise<PluginModule[]> {
   const modules: PluginModule[] = BUILTIN_PLUGINS.map((plugin) => ({
@@ -28,8 +30,8 @@ export async function pluginModules(external: string[], baseDir: string): Promis
       modules.push({ module: await import(pathToFileURL(full).href), source: full });
     } catch (err) {
       modules.push({
-        module: { importError: true },
-        source: `${full} (import failed: ${(err as Error).message.split("\n", 1)[0]})`,
+        source: full,
+        error: `import failed: ${(err as Error).message.split("\n", 1)[0]}`,
       });
     }
   }
