@@ -97,7 +97,7 @@ Deno.test("host: push rejections pass, other push failures are contained, pull f
   h.store.close();
 });
 
-Deno.test("host: plugin tables are namespaced and migrations run once", async () => {
+Deno.test("host: plugin tables are namespaced and migrations run once", () => {
   const store = new PluginStore(":memory:");
   const db = store.database("my-plugin");
   assertEquals(db.table("things"), "p_my_plugin_things");
