@@ -3,6 +3,9 @@
  * @module
  */
 import type { Plugin } from "../src/plugins/api.ts";
+import attestations from "./attestations/mod.ts";
+import cosign from "./cosign/mod.ts";
+import policy from "./policy/mod.ts";
 
 /** Plugins compiled into Wharf. */
-export const BUILTIN_PLUGINS: Plugin[] = [];
+export const BUILTIN_PLUGINS: Plugin[] = [cosign, attestations, policy];

@@ -40,6 +40,7 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
  */
 export async function startRegistry(options: StartOptions = {}): Promise<TestRegistry> {
   const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "wharf-test-" });
+  await Deno.mkdir(dataDir, { recursive: true });
   const args = ["run", "-A", MAIN, "serve", "--listen", "127.0.0.1:0", "--data", dataDir];
   if (options.config) {
     const configPath = join(dataDir, "test-config.yaml");

@@ -3,7 +3,7 @@
  * actions. Pure: decides what an identity may do, knows nothing of HTTP or tokens.
  * @module
  */
-import picomatch from "picomatch";
+import { repositoryMatcher } from "../config/globs.ts";
 import type { Access, Action } from "../registry/access.ts";
 
 /** All repository actions; `*` in a scope or rule means these. */
@@ -46,7 +46,7 @@ interface CompiledRule {
 /** Compiles a policy into a function from identity to {@link Access}. */
 export function compilePolicy(policy: AccessPolicy): (identity: Identity) => Access {
   const rules: CompiledRule[] = policy.rules.map((rule) => ({
-    matches: picomatch(rule.repositories, { dot: true }),
+    matches: repositoryMatcher(rule.repositories),
     applies: (identity, groups) =>
       identity.user === null
         ? rule.anonymous === true

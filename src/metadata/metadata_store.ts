@@ -80,6 +80,8 @@ export interface MetadataStore {
   deleteTag(repository: string, tag: string): Promise<boolean>;
   /** Removes a manifest and every tag on it from a repository; false when absent. */
   deleteManifest(repository: string, digest: Digest): Promise<boolean>;
+  /** Manifests in `repository` that list `digest` as a child manifest (indexes). */
+  parentManifests(repository: string, digest: Digest): Promise<Digest[]>;
   /** Manifests in `repository` whose subject is `digest`, optionally of one artifact type. */
   referrers(repository: string, digest: Digest, artifactType?: string): Promise<Referrer[]>;
 

@@ -306,6 +306,18 @@ export class SqliteMetadataStore implements MetadataStore {
     return Promise.resolve(changes > 0);
   }
 
+  parentManifests(repository: string, digest: Digest): Promise<Digest[]> {
+    const rows = this.#all(
+      `SELECT mr.manifest FROM manifest_references mr
+       JOIN repository_manifests rm ON rm.digest = mr.manifest
+       JOIN repositories r ON r.id = rm.repository_id
+       WHERE r.name = ? AND mr.reference = ? AND mr.kind = 'manifest' ORDER BY mr.manifest`,
+      repository,
+      digest,
+    );
+    return Promise.resolve(rows.map((row) => String(row.manifest) as Digest));
+  }
+
   referrers(repository: string, digest: Digest, artifactType?: string): Promise<Referrer[]> {
     const rows = this.#all(
       `SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM manifests m

@@ -47,6 +47,10 @@ export interface ParsedManifest {
   blobs: Descriptor[];
   /** Child manifests (indexes): must exist as manifests in the repository. */
   manifests: Descriptor[];
+  /** The config of an image manifest. */
+  config?: Descriptor;
+  /** Every layer of an image manifest, foreign ones included, with their annotations. */
+  layers: Descriptor[];
   /** The manifest this one refers to (signatures, SBOMs, …), if any. */
   subject?: Descriptor;
   /** `artifactType`, else the config media type of an image manifest (for the referrers API). */
@@ -184,6 +188,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | null): Pa
       mediaType,
       blobs: [],
       manifests,
+      layers: [],
       subject,
       artifactType: declaredArtifactType,
       annotations,
@@ -203,6 +208,8 @@ export function parseManifest(bytes: Uint8Array, contentType: string | null): Pa
     mediaType,
     blobs: [config, ...local],
     manifests: [],
+    config,
+    layers,
     subject,
     artifactType: declaredArtifactType ?? config.mediaType,
     annotations,

@@ -6,7 +6,7 @@
  */
 import type { Hono } from "hono";
 import type { Digest } from "../oci/digest.ts";
-import type { ParsedManifest } from "../oci/manifest.ts";
+import type { Descriptor, ParsedManifest } from "../oci/manifest.ts";
 import type { Reference } from "../oci/names.ts";
 import { type ErrorCode, RegistryError } from "../oci/errors.ts";
 import type { Caller, DeleteEvent, ManifestEvent, PullEvent } from "../registry/hooks.ts";
@@ -14,6 +14,7 @@ import type { Caller, DeleteEvent, ManifestEvent, PullEvent } from "../registry/
 export { RegistryError };
 export type {
   Caller,
+  Descriptor,
   DeleteEvent,
   Digest,
   ErrorCode,
@@ -22,6 +23,16 @@ export type {
   PullEvent,
   Reference,
 };
+
+/**
+ * Signature checks shared with `wharf verify` (one implementation): cosign simple-signing
+ * payloads, DSSE envelopes, and public keys in PEM.
+ */
+export { parsePublicKey } from "../cosign/keys.ts";
+export { verifySimpleSigning } from "../cosign/verify.ts";
+export { verifyEnvelope } from "../cosign/dsse.ts";
+/** Repository globs as everywhere in the config (`*` in a segment, `**` across segments). */
+export { repositoryMatcher } from "../config/globs.ts";
 
 /** The plugin API version this registry implements; a plugin declares the one it was written for. */
 export const API_VERSION = 1;
@@ -120,8 +131,10 @@ export interface ContentReader {
     repository: string,
     reference: string,
   ): Promise<{ digest: Digest; mediaType: string; content: Uint8Array } | null>;
-  /** The digests a tag points to, for tags of a repository matching a prefix. */
+  /** The tags of a repository. */
   listTags(repository: string): Promise<string[]>;
+  /** Indexes in the repository that list `digest` as a child manifest. */
+  parents(repository: string, digest: Digest): Promise<Digest[]>;
 }
 
 /** Verification state of an attached artifact. */
@@ -145,10 +158,12 @@ export interface ArtifactRecord {
 
 /** The shared index of attached artifacts that every artifact plugin writes to. */
 export interface ArtifactIndex {
-  /** Adds or replaces the record of (`digest`, `kind`, plugin) for a subject. */
+  /** Adds or replaces the record of (`digest`, `kind`, `type`, plugin) for a subject. */
   record(record: ArtifactRecord): void;
   /** Records of a subject in a repository (all plugins). */
   list(repository: string, subject: Digest): (ArtifactRecord & { plugin: string })[];
+  /** Records (all plugins) whose artifact manifest is `digest`: empty when it is no artifact. */
+  ofArtifact(repository: string, digest: Digest): (ArtifactRecord & { plugin: string })[];
   /** Removes this plugin's records of an artifact manifest. */
   remove(repository: string, digest: Digest): void;
 }

@@ -31,7 +31,7 @@ export class PluginStore {
         status TEXT NOT NULL,
         detail TEXT,
         updated_at INTEGER NOT NULL,
-        PRIMARY KEY (repository, digest, plugin, kind, subject)
+        PRIMARY KEY (repository, digest, plugin, kind, type, subject)
       ) STRICT;
       CREATE INDEX IF NOT EXISTS artifacts_by_subject ON artifacts(repository, subject);
     `);
@@ -98,6 +98,7 @@ export class PluginStore {
         );
       },
       list: (repository, subject) => listArtifacts(db, repository, subject),
+      ofArtifact: (repository, digest) => listArtifacts(db, repository, digest, "digest"),
       remove(repository, digest) {
         db.prepare("DELETE FROM artifacts WHERE repository = ? AND digest = ? AND plugin = ?")
           .run(repository, digest, plugin);
@@ -124,12 +125,13 @@ export class PluginStore {
 function listArtifacts(
   db: DatabaseSync,
   repository: string,
-  subject: string,
+  digest: string,
+  by: "subject" | "digest" = "subject",
 ): (ArtifactRecord & { plugin: string })[] {
   const rows = db.prepare(
     `SELECT repository, subject, digest, plugin, kind, type, status, detail FROM artifacts
-     WHERE repository = ? AND subject = ? ORDER BY kind, digest, plugin`,
-  ).all(repository, subject) as Record<string, string | null>[];
+     WHERE repository = ? AND ${by} = ? ORDER BY kind, digest, plugin`,
+  ).all(repository, digest) as Record<string, string | null>[];
   return rows.map((row) => ({
     repository: row.repository!,
     subject: row.subject as Digest,

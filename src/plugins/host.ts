@@ -170,6 +170,7 @@ export class PluginHost implements RegistryHooks {
           throw err;
         }
       },
+      parents: (repository, digest) => registry().metadata.parentManifests(repository, digest),
       async listTags(repository) {
         try {
           return (await registry().manifests.tags(repository, { limit: 100_000 })).items;

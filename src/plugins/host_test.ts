@@ -12,7 +12,7 @@ const event = {
   digest,
   mediaType: "application/vnd.oci.image.manifest.v1+json",
   content: new Uint8Array(),
-  manifest: { mediaType: "x", blobs: [], manifests: [] },
+  manifest: { mediaType: "x", blobs: [], manifests: [], layers: [] },
 };
 
 function host(lines: string[] = []): PluginHost {
