@@ -140,7 +140,8 @@ export class RegistryClient {
     if (!digest || !looksLikeDigest(digest)) {
       // No digest header: only a GET can tell.
       const manifest = await this.getManifest(repository, reference, accept);
-      return manifest && { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.size };
+      return manifest &&
+        { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.size };
     }
     if (looksLikeDigest(reference) && digest !== reference) {
       throw new RegistryClientError(`registry answered ${digest} for ${reference}`, 502);
@@ -291,7 +292,11 @@ export class RegistryClient {
   }
 
   /** Uploads `bytes` unless the repository already has them. */
-  async pushBlob(repository: string, bytes: Uint8Array, digest = digestOf(bytes)): Promise<void> {
+  async pushBlob(
+    repository: string,
+    bytes: Uint8Array,
+    digest: string = digestOf(bytes),
+  ): Promise<void> {
     if (await this.hasBlob(repository, digest)) return;
     await this.uploadBlob(repository, digest, bytes);
   }
@@ -354,20 +359,27 @@ export class RegistryClient {
       await response.body?.cancel();
       const challenge = parseChallenge(header);
       if (!challenge || !replayable || !(await this.#authorize(challenge, options))) {
-        throw new RegistryClientError(
-          `${method} ${url.pathname}: unauthorized${
-            this.#options.credentials
-              ? " (credentials rejected)"
-              : " (pass --username/--password or set WHARF_REGISTRY_USERNAME/PASSWORD)"
-          }`,
-          401,
-          "UNAUTHORIZED",
-        );
+        throw this.#unauthorized(method, url);
       }
       response = await this.#send(method, url, options, replayable);
+      if (response.status === 401) {
+        await response.body?.cancel();
+        throw this.#unauthorized(method, url);
+      }
     }
     if (response.ok || options.accept?.includes(response.status)) return response;
     throw await errorFrom(method, url, response);
+  }
+
+  #unauthorized(method: string, url: URL): RegistryClientError {
+    const hint = this.#options.credentials
+      ? "credentials rejected or lacking access"
+      : "pass --username/--password or set WHARF_REGISTRY_USERNAME/PASSWORD";
+    return new RegistryClientError(
+      `${method} ${url.pathname}: unauthorized (${hint})`,
+      401,
+      "UNAUTHORIZED",
+    );
   }
 
   /** Learns from a challenge; false when there is nothing new to try. */
@@ -403,7 +415,12 @@ export class RegistryClient {
     let token = this.#tokens.get(key);
     if (!token || token.expiresAt <= Date.now()) {
       if (!options.repository) return undefined;
-      token = await fetchToken(challenge, this.#scopes(options), this.#options.credentials, this.#fetch);
+      token = await fetchToken(
+        challenge,
+        this.#scopes(options),
+        this.#options.credentials,
+        this.#fetch,
+      );
       this.#tokens.set(key, token);
     }
     return `Bearer ${token.token}`;
@@ -426,7 +443,9 @@ export class RegistryClient {
       if (authorization) headers.authorization = authorization;
       let response: Response;
       try {
-        response = await this.#fetch(url, { method, headers, body: options.body });
+        // A Uint8Array over any ArrayBufferLike is a valid body at run time.
+        const body = options.body as BodyInit | undefined;
+        response = await this.#fetch(url, { method, headers, body });
       } catch (err) {
         if (attempt >= attempts) {
           throw new RegistryClientError(

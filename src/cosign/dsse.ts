@@ -48,7 +48,9 @@ export function predicateTypeUri(type: string): string {
   if (known) return known;
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(type)) return type;
   throw new Error(
-    `unknown predicate type "${type}" (use a URI or one of ${Object.keys(PREDICATE_TYPES).join(", ")})`,
+    `unknown predicate type "${type}" (use a URI or one of ${
+      Object.keys(PREDICATE_TYPES).join(", ")
+    })`,
   );
 }
 
