@@ -8,6 +8,8 @@ import { ConfigError, loadConfig } from "./src/config/load.ts";
 import { startServer } from "./src/server.ts";
 import { listUsers, removeUser, setPassword } from "./src/auth/htpasswd.ts";
 import { readPassword } from "./src/cli/password.ts";
+import { registerMaintenanceCommands } from "./src/cli/maintenance_commands.ts";
+import { registerCosignCommands } from "./src/cli/cosign_commands.ts";
 import { PluginHost } from "./src/plugins/host.ts";
 import { PluginStore } from "./src/plugins/database.ts";
 import { pluginModules } from "./src/plugins/loader.ts";
@@ -76,6 +78,8 @@ export function buildProgram(): Command {
       for (const name of await listUsers(await htpasswdPath(options))) console.log(name);
     });
 
+  registerMaintenanceCommands(program);
+
   program.command("plugins").command("list")
     .description("list the plugins a config loads, and whether their setup succeeds")
     .option("-c, --config <file>", "configuration file (YAML)")
@@ -102,6 +106,7 @@ export function buildProgram(): Command {
       if (host.loaded.some((p) => p.status === "failed")) Deno.exitCode = 1;
     });
 
+  registerCosignCommands(program);
   return program;
 }
 

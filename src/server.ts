@@ -3,22 +3,20 @@
  * serves it. Shared by `wharf serve` and in-process tests.
  * @module
  */
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import type { Config } from "./config/schema.ts";
 import { createApp } from "./http/app.ts";
 import { createAuthenticator } from "./auth/from_config.ts";
-import { PluginHost } from "./plugins/host.ts";
-import { PluginStore } from "./plugins/database.ts";
-import { pluginModules } from "./plugins/loader.ts";
+import type { PluginHost } from "./plugins/host.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
-import { SqliteMetadataStore } from "./metadata/sqlite.ts";
-import { createRegistry, type Registry } from "./registry/registry.ts";
-import { FilesystemBlobStore } from "./storage/filesystem.ts";
+import type { Registry } from "./registry/registry.ts";
+import { openWharf, type Wharf } from "./wharf.ts";
 
 /** A running Wharf. */
 export interface RunningServer {
   /** The URL it listens on (with the real port when the config asked for port 0). */
   url: string;
+  wharf: Wharf;
   registry: Registry;
   plugins: PluginHost;
   log: Logger;
@@ -29,23 +27,8 @@ export interface RunningServer {
 /** Opens the stores named by `config` and serves the registry. */
 export async function startServer(config: Config, log?: Logger): Promise<RunningServer> {
   const logger = log ?? createLogger({ level: config.log.level });
-  const dataDir = resolve(config.data);
-  await Deno.mkdir(dataDir, { recursive: true });
-  const store = await FilesystemBlobStore.open(resolve(config.storage.path ?? dataDir));
-  const metadata = SqliteMetadataStore.open(
-    resolve(config.metadata.path ?? join(dataDir, "wharf.db")),
-  );
-  const plugins = new PluginHost(new PluginStore(join(dataDir, "plugins.db")), logger);
-  const registry = createRegistry(store, metadata, {
-    automaticMount: config.registry.automaticMount,
-    deleteEnabled: config.registry.deleteEnabled,
-  }, plugins);
-  plugins.attach(registry);
-  await plugins.load(
-    await pluginModules(config.plugins.external, Deno.cwd()),
-    config.plugins,
-    config.plugins.disabled,
-  );
+  const wharf = await openWharf(config, logger);
+  const { registry, plugins, dataDir } = wharf;
   const authenticator = await createAuthenticator(config, dataDir);
   const app = createApp({
     registry,
@@ -71,16 +54,21 @@ export async function startServer(config: Config, log?: Logger): Promise<Running
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const url = `${config.tls ? "https" : "http"}://${host}:${addr.port}`;
   logger.info("listening", { url, data: dataDir, auth: authenticator.mode });
+  const stopGc = wharf.scheduleGc();
+  const pidFile = join(dataDir, "wharf.pid");
+  await Deno.writeTextFile(pidFile, `${Deno.pid}\n`);
 
   return {
     url,
+    wharf,
     registry,
     plugins,
     log: logger,
     async shutdown() {
+      stopGc();
       await server.shutdown();
-      metadata.close();
-      plugins.store.close();
+      wharf.close();
+      await Deno.remove(pidFile).catch(() => {});
       logger.info("stopped");
     },
   };

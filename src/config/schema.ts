@@ -4,10 +4,34 @@
  * @module
  */
 import { z } from "zod";
+import { parseDuration, parseSize } from "./units.ts";
 
 const listen = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/, {
   message: 'expected "HOST:PORT", e.g. "0.0.0.0:5000"',
 });
+
+const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const bytes = parseSize(value);
+  if (bytes === null) {
+    ctx.addIssue({
+      code: "custom",
+      message: 'expected a size such as 1048576, "512MiB" or "10GB"',
+    });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === null) {
+    ctx.addIssue({ code: "custom", message: 'expected a duration such as "30m", "24h" or "7d"' });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const cron = z.string().min(1);
 
 /** Schema of the whole configuration file. Unknown keys are errors, so typos are caught. */
 export const ConfigSchema = z.strictObject({
@@ -61,6 +85,40 @@ export const ConfigSchema = z.strictObject({
     /** Actions anonymous callers on loopback may perform anywhere (default: none). */
     loopbackAnonymous: z.array(z.enum(["pull", "push", "delete"])).default([]),
   }).optional(),
+  /** Garbage collection: unreferenced blobs, untagged manifests, idle upload sessions. */
+  gc: z.strictObject({
+    /** Cron expression (UTC) for collection inside `wharf serve`; none runs only on demand. */
+    schedule: cron.optional(),
+    /** Untagged content and unused links younger than this are kept (protects pushes). */
+    gracePeriod: duration.prefault("1h"),
+    /** Upload sessions idle this long are removed. */
+    uploadExpiry: duration.prefault("24h"),
+  }).prefault({}),
+  /** Retention per repository glob, applied by every GC run (first matching rule wins). */
+  retention: z.array(z.strictObject({
+    repositories: z.array(z.string().min(1)).min(1),
+    /** Keep the newest N tags (by last push); older ones are untagged. */
+    keepLast: z.number().int().min(0).optional(),
+    /** Tags matching this regex are always kept. */
+    keepTags: z.string().refine((re) => {
+      try {
+        new RegExp(re);
+        return true;
+      } catch {
+        return false;
+      }
+    }, "invalid regular expression").optional(),
+    /** Untagged manifests are removed after this long (instead of the grace period). */
+    untaggedAfter: duration.optional(),
+  })).default([]),
+  /** Upload limits per repository glob (first matching rule wins). */
+  limits: z.array(z.strictObject({
+    repositories: z.array(z.string().min(1)).min(1),
+    /** Largest single blob. */
+    maxUploadSize: size.optional(),
+    /** Total bytes of blobs linked to one repository. */
+    quota: size.optional(),
+  })).default([]),
   /** Serve HTTPS with this PEM certificate and key. */
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
   /**

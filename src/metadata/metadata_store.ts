@@ -47,6 +47,21 @@ export interface UploadRecord {
   startedAt: number;
 }
 
+/** What garbage collection sees of one repository. */
+export interface RepositorySnapshot {
+  manifests: {
+    digest: Digest;
+    pushedAt: number;
+    subject: Digest | null;
+    /** Child manifests (of an index). */
+    children: Digest[];
+    /** Config and layers. */
+    blobs: Digest[];
+  }[];
+  tags: { name: string; digest: Digest; updatedAt: number }[];
+  links: { digest: Digest; size: number; linkedAt: number }[];
+}
+
 /** Metadata persistence. Every method is one atomic step. */
 export interface MetadataStore {
   /** True when the repository has ever been written to. */
@@ -93,6 +108,32 @@ export interface MetadataStore {
   touchUpload(id: string): Promise<void>;
   /** Forgets an upload session. */
   deleteUpload(id: string): Promise<void>;
+
+  /** Every repository name, including those without manifests. */
+  allRepositories(): Promise<string[]>;
+  /** Manifests, tags and blob links of a repository, for garbage collection. */
+  snapshot(repository: string): Promise<RepositorySnapshot>;
+  /** Removes a tag if it still points to `digest` and was last moved before `before`. */
+  deleteTagIf(repository: string, tag: string, digest: Digest, before: number): Promise<boolean>;
+  /**
+   * Removes a manifest from a repository if it still has no tag and was pushed before
+   * `before`, and no index in the repository lists it.
+   */
+  deleteUntaggedManifest(repository: string, digest: Digest, before: number): Promise<boolean>;
+  /** Unlinks a blob if linked before `before` and no manifest of the repository uses it. */
+  unlinkUnusedBlob(repository: string, digest: Digest, before: number): Promise<boolean>;
+  /** Deletes manifest contents that no repository holds any more; returns how many. */
+  deleteOrphanManifests(): Promise<number>;
+  /** Blobs no repository links and no manifest references, recorded before `before`. */
+  orphanBlobs(before: number): Promise<{ digest: Digest; size: number }[]>;
+  /** Forgets a blob if it is still unlinked and unreferenced; true when it did. */
+  deleteBlobIfOrphan(digest: Digest): Promise<boolean>;
+  /** True when the metadata knows a blob (linked or not). */
+  blobKnown(digest: Digest): Promise<boolean>;
+  /** Upload sessions idle since before `before`. */
+  idleUploads(before: number): Promise<UploadRecord[]>;
+  /** Total size of the blobs linked to a repository. */
+  repositorySize(repository: string): Promise<number>;
 
   /** Closes the database. */
   close(): void;

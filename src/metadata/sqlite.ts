@@ -5,12 +5,14 @@
  */
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import type { Digest } from "../oci/digest.ts";
+import { RegistryError } from "../oci/errors.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import type {
   MetadataStore,
   NewManifest,
   Page,
   Referrer,
+  RepositorySnapshot,
   StoredManifest,
   UploadRecord,
 } from "./metadata_store.ts";
@@ -171,32 +173,42 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   missingBlobs(repository: string, digests: Digest[]): Promise<Digest[]> {
-    const id = this.#repositoryId(repository);
-    return Promise.resolve(digests.filter((digest) =>
-      id === null ||
-      !this.#one(
-        "SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?",
-        id,
-        digest,
-      )
-    ));
+    return Promise.resolve(
+      this.#missing(this.#repositoryId(repository), digests, "repository_blobs"),
+    );
   }
 
   missingManifests(repository: string, digests: Digest[]): Promise<Digest[]> {
-    const id = this.#repositoryId(repository);
-    return Promise.resolve(digests.filter((digest) =>
+    return Promise.resolve(
+      this.#missing(this.#repositoryId(repository), digests, "repository_manifests"),
+    );
+  }
+
+  #missing(
+    id: number | null,
+    digests: Digest[],
+    table: "repository_blobs" | "repository_manifests",
+  ): Digest[] {
+    return digests.filter((digest) =>
       id === null ||
-      !this.#one(
-        "SELECT 1 FROM repository_manifests WHERE repository_id = ? AND digest = ?",
-        id,
-        digest,
-      )
-    ));
+      !this.#one(`SELECT 1 FROM ${table} WHERE repository_id = ? AND digest = ?`, id, digest)
+    );
   }
 
   putManifest(repository: string, manifest: NewManifest, tag?: string): Promise<void> {
     this.#transaction(() => {
       const id = this.#ensureRepository(repository);
+      // Checked again inside the write transaction: garbage collection may have unlinked
+      // content since the caller looked.
+      const missing = [
+        ...this.#missing(id, manifest.blobs, "repository_blobs"),
+        ...this.#missing(id, manifest.manifests, "repository_manifests"),
+      ];
+      if (missing.length > 0) {
+        throw new RegistryError("MANIFEST_BLOB_UNKNOWN", "manifest references unknown content", {
+          detail: { digests: missing },
+        });
+      }
       const at = now();
       const inserted = this.#run(
         `INSERT INTO manifests (digest, media_type, size, content, artifact_type, subject, annotations, created_at)
@@ -375,6 +387,165 @@ export class SqliteMetadataStore implements MetadataStore {
   deleteUpload(id: string): Promise<void> {
     this.#run("DELETE FROM uploads WHERE id = ?", id);
     return Promise.resolve();
+  }
+
+  allRepositories(): Promise<string[]> {
+    return Promise.resolve(
+      this.#all("SELECT name FROM repositories ORDER BY name").map((r) => String(r.name)),
+    );
+  }
+
+  snapshot(repository: string): Promise<RepositorySnapshot> {
+    const id = this.#repositoryId(repository);
+    if (id === null) return Promise.resolve({ manifests: [], tags: [], links: [] });
+    const references = new Map<string, { children: Digest[]; blobs: Digest[] }>();
+    for (
+      const row of this.#all(
+        `SELECT mr.manifest, mr.reference, mr.kind FROM manifest_references mr
+         JOIN repository_manifests rm ON rm.digest = mr.manifest WHERE rm.repository_id = ?`,
+        id,
+      )
+    ) {
+      const entry = references.get(String(row.manifest)) ?? { children: [], blobs: [] };
+      (row.kind === "manifest" ? entry.children : entry.blobs).push(
+        String(row.reference) as Digest,
+      );
+      references.set(String(row.manifest), entry);
+    }
+    const manifests = this.#all(
+      `SELECT rm.digest, rm.pushed_at, m.subject FROM repository_manifests rm
+       JOIN manifests m ON m.digest = rm.digest WHERE rm.repository_id = ?`,
+      id,
+    ).map((row) => ({
+      digest: String(row.digest) as Digest,
+      pushedAt: Number(row.pushed_at),
+      subject: row.subject === null ? null : String(row.subject) as Digest,
+      ...(references.get(String(row.digest)) ?? { children: [], blobs: [] }),
+    }));
+    const tags = this.#all("SELECT name, digest, updated_at FROM tags WHERE repository_id = ?", id)
+      .map((row) => ({
+        name: String(row.name),
+        digest: String(row.digest) as Digest,
+        updatedAt: Number(row.updated_at),
+      }));
+    const links = this.#all(
+      `SELECT rb.digest, b.size, rb.linked_at FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+       WHERE rb.repository_id = ?`,
+      id,
+    ).map((row) => ({
+      digest: String(row.digest) as Digest,
+      size: Number(row.size),
+      linkedAt: Number(row.linked_at),
+    }));
+    return Promise.resolve({ manifests, tags, links });
+  }
+
+  deleteTagIf(repository: string, tag: string, digest: Digest, before: number): Promise<boolean> {
+    return Promise.resolve(
+      this.#run(
+        `DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = ?)
+         AND name = ? AND digest = ? AND updated_at < ?`,
+        repository,
+        tag,
+        digest,
+        before,
+      ) > 0,
+    );
+  }
+
+  deleteUntaggedManifest(repository: string, digest: Digest, before: number): Promise<boolean> {
+    return Promise.resolve(
+      this.#run(
+        `DELETE FROM repository_manifests AS rm
+         WHERE rm.repository_id = (SELECT id FROM repositories WHERE name = ?) AND rm.digest = ?
+           AND rm.pushed_at < ?
+           AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = rm.repository_id AND t.digest = rm.digest)
+           AND NOT EXISTS (
+             SELECT 1 FROM manifest_references mr
+             JOIN repository_manifests parent ON parent.digest = mr.manifest
+               AND parent.repository_id = rm.repository_id
+             WHERE mr.reference = rm.digest AND mr.kind = 'manifest')`,
+        repository,
+        digest,
+        before,
+      ) > 0,
+    );
+  }
+
+  unlinkUnusedBlob(repository: string, digest: Digest, before: number): Promise<boolean> {
+    return Promise.resolve(
+      this.#run(
+        `DELETE FROM repository_blobs AS rb
+         WHERE rb.repository_id = (SELECT id FROM repositories WHERE name = ?) AND rb.digest = ?
+           AND rb.linked_at < ?
+           AND NOT EXISTS (
+             SELECT 1 FROM manifest_references mr
+             JOIN repository_manifests rm ON rm.digest = mr.manifest AND rm.repository_id = rb.repository_id
+             WHERE mr.reference = rb.digest AND mr.kind = 'blob')`,
+        repository,
+        digest,
+        before,
+      ) > 0,
+    );
+  }
+
+  deleteOrphanManifests(): Promise<number> {
+    return Promise.resolve(
+      this.#run(
+        `DELETE FROM manifests WHERE NOT EXISTS
+           (SELECT 1 FROM repository_manifests rm WHERE rm.digest = manifests.digest)`,
+      ),
+    );
+  }
+
+  orphanBlobs(before: number): Promise<{ digest: Digest; size: number }[]> {
+    return Promise.resolve(
+      this.#all(
+        `SELECT digest, size FROM blobs b WHERE created_at < ?
+           AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
+           AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.reference = b.digest)`,
+        before,
+      ).map((row) => ({ digest: String(row.digest) as Digest, size: Number(row.size) })),
+    );
+  }
+
+  deleteBlobIfOrphan(digest: Digest): Promise<boolean> {
+    return Promise.resolve(
+      this.#run(
+        `DELETE FROM blobs WHERE digest = ?
+           AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest)
+           AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.reference = blobs.digest)`,
+        digest,
+      ) > 0,
+    );
+  }
+
+  blobKnown(digest: Digest): Promise<boolean> {
+    return Promise.resolve(this.#one("SELECT 1 FROM blobs WHERE digest = ?", digest) !== undefined);
+  }
+
+  idleUploads(before: number): Promise<UploadRecord[]> {
+    return Promise.resolve(
+      this.#all(
+        `SELECT u.id, r.name, u.started_at FROM uploads u JOIN repositories r ON r.id = u.repository_id
+         WHERE u.updated_at < ?`,
+        before,
+      ).map((row) => ({
+        id: String(row.id),
+        repository: String(row.name),
+        startedAt: Number(row.started_at),
+      })),
+    );
+  }
+
+  repositorySize(repository: string): Promise<number> {
+    const row = this.#one(
+      `SELECT coalesce(sum(b.size), 0) AS total FROM repository_blobs rb
+       JOIN blobs b ON b.digest = rb.digest
+       WHERE rb.repository_id = (SELECT id FROM repositories WHERE name = ?)`,
+      repository,
+    );
+    return Promise.resolve(Number(row?.total ?? 0));
   }
 
   close(): void {

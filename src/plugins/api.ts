@@ -14,8 +14,8 @@ import type { Caller, DeleteEvent, ManifestEvent, PullEvent } from "../registry/
 export { RegistryError };
 export type {
   Caller,
-  Descriptor,
   DeleteEvent,
+  Descriptor,
   Digest,
   ErrorCode,
   ManifestEvent,

@@ -137,6 +137,11 @@ export class Manifests {
     }
   }
 
+  /** Tells listeners that garbage collection removed a manifest from a repository. */
+  async forgotten(repository: string, digest: Digest): Promise<void> {
+    await this.hooks.deleted({ repository, digest });
+  }
+
   /** A page of sorted tags; throws `NAME_UNKNOWN` for a repository never written to. */
   async tags(repository: string, options: { last?: string; limit: number }): Promise<Page<string>> {
     if (!await this.metadata.repositoryExists(repository)) {

@@ -7,7 +7,8 @@ import type { BlobStore } from "../storage/blob_store.ts";
 import type { MetadataStore } from "../metadata/metadata_store.ts";
 import { Blobs } from "./blobs.ts";
 import { Manifests } from "./manifests.ts";
-import { Uploads } from "./uploads.ts";
+import { type UploadLimits, Uploads } from "./uploads.ts";
+import { KeyedLock } from "../concurrency/keyed_lock.ts";
 import { NO_HOOKS, type RegistryHooks } from "./hooks.ts";
 
 /** Behaviour switches of the registry. */
@@ -16,10 +17,14 @@ export interface RegistryOptions {
   automaticMount: boolean;
   /** Allow DELETE of manifests, tags and blobs. */
   deleteEnabled: boolean;
+  /** Size limits per repository (none when absent). */
+  limits?: (repository: string) => UploadLimits;
 }
 
 /** The registry service. */
 export interface Registry {
+  /** Held per blob digest by upload commits, mounts and garbage collection. */
+  blobLocks: KeyedLock;
   blobs: Blobs;
   uploads: Uploads;
   manifests: Manifests;
@@ -35,9 +40,15 @@ export function createRegistry(
   options: RegistryOptions,
   hooks: RegistryHooks = NO_HOOKS,
 ): Registry {
+  const blobLocks = new KeyedLock();
   return {
+    blobLocks,
     blobs: new Blobs(store, metadata),
-    uploads: new Uploads(store, metadata, { automaticMount: options.automaticMount }),
+    uploads: new Uploads(store, metadata, {
+      automaticMount: options.automaticMount,
+      limits: options.limits ?? (() => ({})),
+      blobLocks,
+    }),
     manifests: new Manifests(metadata, hooks),
     metadata,
     store,

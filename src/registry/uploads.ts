@@ -7,13 +7,26 @@
 import type { Digest } from "../oci/digest.ts";
 import { RegistryError } from "../oci/errors.ts";
 import type { BlobInfo, BlobStore, UploadState } from "../storage/blob_store.ts";
+import type { KeyedLock } from "../concurrency/keyed_lock.ts";
 import type { MetadataStore } from "../metadata/metadata_store.ts";
 import type { Access } from "./access.ts";
+
+/** Size limits of one repository. */
+export interface UploadLimits {
+  /** Largest single blob, in bytes. */
+  maxUploadSize?: number;
+  /** Total bytes of blobs linked to the repository. */
+  quota?: number;
+}
 
 /** Options of {@link Uploads}. */
 export interface UploadsOptions {
   /** Mount a blob found in another readable repository when `from` is not given. */
   automaticMount: boolean;
+  /** The limits that apply to a repository. */
+  limits: (repository: string) => UploadLimits;
+  /** Held per blob digest while linking, shared with garbage collection. */
+  blobLocks: KeyedLock;
 }
 
 /** A session, as answered to clients. */
@@ -43,7 +56,10 @@ export class Uploads {
     return { id, ...await this.store.uploadState(id) };
   }
 
-  /** Appends one chunk (or a whole streamed body) to a session. */
+  /**
+   * Appends one chunk (or a whole streamed body) to a session, refusing it as soon as it would
+   * pass the repository's upload size limit or quota.
+   */
   async append(
     repository: string,
     id: string,
@@ -51,9 +67,54 @@ export class Uploads {
     options: { offset?: number; expectedLength?: number } = {},
   ): Promise<UploadSession> {
     await this.#session(repository, id);
-    const state = await this.store.appendUpload(id, body, options);
+    const limit = await this.#room(repository);
+    if (options.expectedLength !== undefined && limit !== undefined) {
+      const { size } = await this.store.uploadState(id);
+      if (size + options.expectedLength > limit) {
+        await body.cancel().catch(() => {});
+        throw await this.#overLimit(repository);
+      }
+    }
+    let state: UploadState;
+    try {
+      state = await this.store.appendUpload(id, body, { ...options, limit });
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === "SIZE_INVALID" && err.status === 413) {
+        throw await this.#overLimit(repository);
+      }
+      throw err;
+    }
     await this.metadata.touchUpload(id);
-    return { id, ...state };
+    return { id, size: state.size };
+  }
+
+  /** Bytes a session of `repository` may reach, or undefined without limits. */
+  async #room(repository: string): Promise<number | undefined> {
+    const { maxUploadSize, quota } = this.options.limits(repository);
+    const left = quota === undefined
+      ? undefined
+      : Math.max(quota - await this.metadata.repositorySize(repository), 0);
+    if (maxUploadSize === undefined) return left;
+    return left === undefined ? maxUploadSize : Math.min(maxUploadSize, left);
+  }
+
+  async #overLimit(repository: string): Promise<RegistryError> {
+    const { maxUploadSize, quota } = this.options.limits(repository);
+    if (quota !== undefined) {
+      const used = await this.metadata.repositorySize(repository);
+      if (maxUploadSize === undefined || quota - used < maxUploadSize) {
+        return new RegistryError(
+          "DENIED",
+          `repository ${repository} would exceed its storage quota of ${quota} bytes (${used} used)`,
+          { detail: { quota, used } },
+        );
+      }
+    }
+    return new RegistryError(
+      "SIZE_INVALID",
+      `blob exceeds the maximum upload size of ${maxUploadSize} bytes for ${repository}`,
+      { status: 413, detail: { maxUploadSize } },
+    );
   }
 
   /**
@@ -124,10 +185,13 @@ export class Uploads {
       : [];
     for (const source of candidates) {
       if (source === repository || !access.can(source, "pull")) continue;
-      const size = await this.metadata.linkedBlobSize(source, digest);
-      if (size === null || !await this.store.stat(digest)) continue;
-      await this.metadata.linkBlob(repository, digest, size);
-      return { digest, size };
+      const mounted = await this.options.blobLocks.run(digest, async () => {
+        const size = await this.metadata.linkedBlobSize(source, digest);
+        if (size === null || !await this.store.stat(digest)) return null;
+        await this.metadata.linkBlob(repository, digest, size);
+        return { digest, size };
+      });
+      if (mounted) return mounted;
     }
     // Already here: mounting onto itself is a no-op that succeeds.
     const size = await this.metadata.linkedBlobSize(repository, digest);

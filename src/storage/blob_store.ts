@@ -22,6 +22,18 @@ export interface ByteRange {
 export interface UploadState {
   /** Bytes received so far. */
   size: number;
+  /** Last write, in ms since the epoch (when the store knows it). */
+  modifiedAt?: number;
+}
+
+/** Options of {@link BlobStore.appendUpload}. */
+export interface AppendOptions {
+  /** Where the chunk must start (`RANGE_INVALID` otherwise). */
+  offset?: number;
+  /** How many bytes the chunk must have (`SIZE_INVALID` otherwise). */
+  expectedLength?: number;
+  /** Largest size the whole session may reach; the append fails once it would pass it. */
+  limit?: number;
 }
 
 /** Content-addressed blob storage with resumable upload sessions. */
@@ -32,6 +44,12 @@ export interface BlobStore {
   read(digest: Digest, range?: ByteRange): Promise<ReadableStream<Uint8Array>>;
   /** Removes a stored blob; absent blobs are ignored. */
   delete(digest: Digest): Promise<void>;
+  /** Every stored blob, with when it was written (for garbage collection and scrub). */
+  listBlobs(): AsyncIterable<BlobInfo & { modifiedAt: number }>;
+  /** Re-reads a stored blob and returns the digest of what is actually there. */
+  rehash(digest: Digest): Promise<Digest>;
+  /** Moves a corrupt blob out of the way (kept for inspection, no longer served). */
+  quarantine(digest: Digest): Promise<void>;
 
   /** Opens an empty upload session under a caller-chosen id. */
   startUpload(id: string): Promise<void>;
@@ -45,7 +63,7 @@ export interface BlobStore {
   appendUpload(
     id: string,
     body: ReadableStream<Uint8Array>,
-    options?: { offset?: number; expectedLength?: number },
+    options?: AppendOptions,
   ): Promise<UploadState>;
   /**
    * Verifies the session's content against `digest` and makes it visible as that blob

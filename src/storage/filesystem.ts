@@ -7,9 +7,10 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { dirname, join } from "node:path";
-import { type Digest, parseDigest } from "../oci/digest.ts";
+import { ALGORITHMS, type Digest, looksLikeDigest, parseDigest } from "../oci/digest.ts";
 import { RegistryError } from "../oci/errors.ts";
-import type { BlobInfo, BlobStore, ByteRange, UploadState } from "./blob_store.ts";
+import type { AppendOptions, BlobInfo, BlobStore, ByteRange, UploadState } from "./blob_store.ts";
+import { KeyedLock } from "../concurrency/keyed_lock.ts";
 
 const IO_CHUNK = 1 << 20;
 const UPLOAD_ID = /^[A-Za-z0-9-]{1,64}$/;
@@ -24,7 +25,7 @@ export class FilesystemBlobStore implements BlobStore {
   readonly root: string;
   // Hash objects cannot be persisted: after a restart the session file is re-hashed once.
   #hashes = new Map<string, HashState>();
-  #queues = new Map<string, Promise<unknown>>();
+  #sessions = new KeyedLock();
 
   private constructor(root: string) {
     this.root = root;
@@ -100,6 +101,42 @@ export class FilesystemBlobStore implements BlobStore {
     await removeIfPresent(this.#blobPath(digest));
   }
 
+  async *listBlobs(): AsyncIterable<BlobInfo & { modifiedAt: number }> {
+    const root = join(this.root, "blobs");
+    for await (const algorithm of Deno.readDir(root)) {
+      if (!algorithm.isDirectory || !(algorithm.name in ALGORITHMS)) continue;
+      for await (const prefix of Deno.readDir(join(root, algorithm.name))) {
+        if (!prefix.isDirectory) continue;
+        for await (const entry of Deno.readDir(join(root, algorithm.name, prefix.name))) {
+          const digest = `${algorithm.name}:${entry.name}`;
+          if (!entry.isFile || !looksLikeDigest(digest)) continue;
+          const info = await Deno.stat(join(root, algorithm.name, prefix.name, entry.name));
+          yield {
+            digest: digest as Digest,
+            size: info.size,
+            modifiedAt: info.mtime?.getTime() ?? 0,
+          };
+        }
+      }
+    }
+  }
+
+  async rehash(digest: Digest): Promise<Digest> {
+    const { algorithm } = parseDigest(digest);
+    const file = await Deno.open(this.#blobPath(digest), { read: true });
+    try {
+      return `${algorithm}:${(await hashFile(file, algorithm)).hash.digest("hex")}` as Digest;
+    } finally {
+      file.close();
+    }
+  }
+
+  async quarantine(digest: Digest): Promise<void> {
+    const { algorithm, hex } = parseDigest(digest);
+    await Deno.mkdir(join(this.root, "quarantine"), { recursive: true });
+    await Deno.rename(this.#blobPath(digest), join(this.root, "quarantine", `${algorithm}-${hex}`));
+  }
+
   async startUpload(id: string): Promise<void> {
     const file = await Deno.open(this.#uploadPath(id), { write: true, createNew: true });
     file.close();
@@ -109,7 +146,7 @@ export class FilesystemBlobStore implements BlobStore {
   async uploadState(id: string): Promise<UploadState> {
     try {
       const info = await Deno.stat(this.#uploadPath(id));
-      return { size: info.size };
+      return { size: info.size, modifiedAt: info.mtime?.getTime() };
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) throw uploadUnknown(id);
       throw err;
@@ -119,9 +156,9 @@ export class FilesystemBlobStore implements BlobStore {
   appendUpload(
     id: string,
     body: ReadableStream<Uint8Array>,
-    options: { offset?: number; expectedLength?: number } = {},
+    options: AppendOptions = {},
   ): Promise<UploadState> {
-    return this.#serialised(id, async () => {
+    return this.#sessions.run(id, async () => {
       const file = await this.#openUpload(id);
       try {
         const state = await this.#hashState(id, file);
@@ -136,7 +173,8 @@ export class FilesystemBlobStore implements BlobStore {
         const before = state.hash.copy();
         try {
           await file.seek(start, Deno.SeekMode.Start);
-          const written = await writeHashed(body, file, state.hash);
+          const room = options.limit === undefined ? Infinity : options.limit - start;
+          const written = await writeHashed(body, file, state.hash, room);
           if (options.expectedLength !== undefined && written !== options.expectedLength) {
             throw new RegistryError("SIZE_INVALID", "body length differs from Content-Length", {
               detail: { expected: options.expectedLength, got: written },
@@ -158,7 +196,7 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   commitUpload(id: string, digest: Digest): Promise<BlobInfo> {
-    return this.#serialised(id, async () => {
+    return this.#sessions.run(id, async () => {
       const { algorithm } = parseDigest(digest);
       const path = this.#uploadPath(id);
       const file = await this.#openUpload(id);
@@ -196,7 +234,7 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   cancelUpload(id: string): Promise<void> {
-    return this.#serialised(id, async () => {
+    return this.#sessions.run(id, async () => {
       this.#hashes.delete(id);
       await removeIfPresent(this.#uploadPath(id));
     });
@@ -229,18 +267,12 @@ export class FilesystemBlobStore implements BlobStore {
     }
     return state;
   }
+}
 
-  /** Runs `task` after every earlier task of the same session. */
-  #serialised<T>(id: string, task: () => Promise<T>): Promise<T> {
-    const previous = this.#queues.get(id) ?? Promise.resolve();
-    const run = previous.then(task, task);
-    const tail = run.catch(() => {});
-    this.#queues.set(id, tail);
-    tail.then(() => {
-      if (this.#queues.get(id) === tail) this.#queues.delete(id);
-    });
-    return run;
-  }
+function tooLarge(): RegistryError {
+  return new RegistryError("SIZE_INVALID", "the upload exceeds the size allowed here", {
+    status: 413,
+  });
 }
 
 function uploadUnknown(id: string): RegistryError {
@@ -249,18 +281,23 @@ function uploadUnknown(id: string): RegistryError {
   });
 }
 
-/** Copies `body` to `file` at its position in 1 MiB writes, feeding every byte to `hash`. */
+/**
+ * Copies `body` to `file` at its position in 1 MiB writes, feeding every byte to `hash`; fails
+ * with `SIZE_INVALID` once more than `room` bytes arrived.
+ */
 async function writeHashed(
   body: ReadableStream<Uint8Array>,
   file: Deno.FsFile,
   hash: Hash,
+  room: number,
 ): Promise<number> {
   const buffer = new Uint8Array(IO_CHUNK);
   let filled = 0;
   let total = 0;
   for await (const chunk of body) {
-    hash.update(chunk);
     total += chunk.length;
+    if (total > room) throw tooLarge();
+    hash.update(chunk);
     let offset = 0;
     while (offset < chunk.length) {
       const n = Math.min(chunk.length - offset, buffer.length - filled);
