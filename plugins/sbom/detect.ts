@@ -56,8 +56,8 @@ export interface SbomManifest {
  * ```
  */
 export function detectSbom(manifest: ParsedManifest, tag?: string): SbomManifest | null {
-  // Image manifests list config then layers; indexes have no blobs and are never SBOMs here.
-  const layers = manifest.blobs.slice(1);
+  // Indexes have no layers and are never SBOMs here; foreign layers cannot be read.
+  const layers = manifest.layers.filter((l) => !l.urls?.length);
   const legacy = tag?.match(LEGACY_TAG);
   let subject: Digest | undefined;
   let source: SbomManifest["source"];

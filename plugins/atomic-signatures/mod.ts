@@ -1,0 +1,178 @@
+/**
+ * Built-in plugin `atomic-signatures`: the signatures extension API that containers/image
+ * (podman, skopeo), OpenShift and Pulp use for "atomic" GPG signatures (simple signing):
+ *
+ * ```
+ * GET|HEAD /extensions/v2/<name>/signatures/<digest>
+ *   → 200 {"signatures":[{"schemaVersion":2,"type":"atomic","name":"<digest>@<32 hex>","content":"<b64>"}]}
+ *     (empty list when the manifest has none; 404 MANIFEST_UNKNOWN when it does not exist)
+ * PUT /extensions/v2/<name>/signatures/<digest>   body: ONE such object
+ *   → 201 (stored once: the same content again is accepted and not duplicated)
+ * ```
+ *
+ * GET needs pull, PUT push on the repository. A PUT is validated (name, schemaVersion 2, type
+ * atomic, base64 content ≤ 4 MiB, manifest present in the repository; a readable OpenPGP
+ * payload must be an atomic signature of that digest) but its signature is **not verified**:
+ * each is recorded in the artifact index as `kind: "signature"`, `type: "atomic"`,
+ * `status: "not-checked"`, with the issuer key id when readable. Signatures are removed with
+ * their manifest.
+ *
+ * Clients use this API only when `GET /v2/` answers `X-Registry-Supports-Signatures: 1`.
+ * @module
+ */
+import { type Digest, type Plugin, RegistryError } from "../../src/plugins/api.ts";
+import { digestOf, toDigest } from "../../src/oci/digest.ts";
+import {
+  extensionSignature,
+  MAX_SIGNATURE_BYTES,
+  parseSignaturePut,
+  SignatureError,
+} from "./signature.ts";
+
+/** Largest PUT body: base64 of the largest signature plus the JSON around it. */
+const MAX_BODY_BYTES = Math.ceil(MAX_SIGNATURE_BYTES / 3) * 4 + 64 * 1024;
+
+const plugin: Plugin = {
+  name: "atomic-signatures",
+  apiVersion: 1,
+  description: "signatures extension API for atomic (GPG) signatures of podman, skopeo, Pulp",
+
+  setup(ctx) {
+    const table = ctx.db.table("signatures");
+    ctx.db.migrate([
+      `CREATE TABLE ${table} (
+         repository TEXT NOT NULL, manifest TEXT NOT NULL, name TEXT NOT NULL,
+         content BLOB NOT NULL, content_digest TEXT NOT NULL, created_at INTEGER NOT NULL,
+         PRIMARY KEY (repository, manifest, content_digest),
+         UNIQUE (repository, manifest, name)
+       ) STRICT;`,
+    ]);
+
+    const requireManifest = async (repository: string, digest: Digest) => {
+      if (!await ctx.content.getManifest(repository, digest)) {
+        throw new RegistryError("MANIFEST_UNKNOWN", "manifest unknown to registry", {
+          detail: { digest },
+        });
+      }
+    };
+
+    ctx.mount("/extensions/v2", (app) => {
+      // Hono answers HEAD with this GET handler, without the body.
+      app.get("/:name{.+}/signatures/:digest", async (c) => {
+        const repository = c.req.param("name");
+        ctx.authorize(c, repository, "pull");
+        const digest = toDigest(c.req.param("digest"));
+        await requireManifest(repository, digest);
+        const rows = ctx.db.all(
+          `SELECT name, content FROM ${table} WHERE repository = ? AND manifest = ?
+           ORDER BY created_at, rowid`,
+          repository,
+          digest,
+        );
+        return c.json({
+          signatures: rows.map((r) =>
+            extensionSignature(r.name as string, r.content as Uint8Array)
+          ),
+        });
+      });
+
+      app.put("/:name{.+}/signatures/:digest", async (c) => {
+        const repository = c.req.param("name");
+        ctx.authorize(c, repository, "push");
+        const digest = toDigest(c.req.param("digest"));
+        await requireManifest(repository, digest);
+        const text = await readBody(c.req.raw);
+        let signature;
+        try {
+          signature = parseSignaturePut(JSON.parse(text), digest);
+        } catch (err) {
+          if (err instanceof SyntaxError) throw invalid("the body is not JSON");
+          if (err instanceof SignatureError) throw invalid(err.message);
+          throw err;
+        }
+        const contentDigest = digestOf(signature.bytes);
+        const existing = ctx.db.get(
+          `SELECT name, content_digest FROM ${table}
+           WHERE repository = ? AND manifest = ? AND (content_digest = ? OR name = ?)`,
+          repository,
+          digest,
+          contentDigest,
+          signature.name,
+        );
+        if (existing && existing.content_digest !== contentDigest) {
+          throw invalid(`another signature is stored as ${signature.name}`);
+        }
+        if (!existing) {
+          ctx.db.run(
+            `INSERT INTO ${table} (repository, manifest, name, content, content_digest, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)`,
+            repository,
+            digest,
+            signature.name,
+            signature.bytes,
+            contentDigest,
+            Date.now(),
+          );
+          ctx.log.info("atomic signature stored", {
+            repository,
+            digest,
+            name: signature.name,
+            keyId: signature.detail.keyId,
+          });
+        }
+        ctx.artifacts.record({
+          repository,
+          subject: digest,
+          digest: contentDigest,
+          kind: "signature",
+          type: "atomic",
+          status: "not-checked",
+          detail: {
+            name: existing?.name ?? signature.name,
+            size: signature.bytes.length,
+            ...signature.detail,
+          },
+        });
+        return new Response(null, {
+          status: 201,
+          headers: {
+            Location: `/extensions/v2/${repository}/signatures/${digest}`,
+            "Content-Length": "0",
+          },
+        });
+      });
+    });
+
+    ctx.on("manifest.deleted", (event) => {
+      ctx.db.run(
+        `DELETE FROM ${table} WHERE repository = ? AND manifest = ?`,
+        event.repository,
+        event.digest,
+      );
+    });
+  },
+};
+
+export default plugin;
+
+function invalid(message: string): RegistryError {
+  return new RegistryError("MANIFEST_INVALID", `invalid signature: ${message}`, { status: 400 });
+}
+
+/** The request body as text, refusing more than {@link MAX_BODY_BYTES}. */
+async function readBody(request: Request): Promise<string> {
+  const tooLarge = () =>
+    new RegistryError("SIZE_INVALID", `signature body exceeds ${MAX_BODY_BYTES} bytes`, {
+      status: 413,
+    });
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES) throw tooLarge();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of request.body ?? new ReadableStream<Uint8Array>()) {
+    total += chunk.length;
+    if (total > MAX_BODY_BYTES) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return new TextDecoder().decode(await new Blob(chunks as BlobPart[]).arrayBuffer());
+}

@@ -1,0 +1,163 @@
+/**
+ * The outermost HTTP middleware: gives every request an id, and once its response has been
+ * delivered records it in the metrics and writes one access log line. Request bodies are
+ * counted as the handler streams them; response bodies by their declared `Content-Length`
+ * once delivered, so blob downloads keep Deno's native file-to-socket path.
+ * @module
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import type { Logger } from "../log/logger.ts";
+import type { AppEnv } from "../http/context.ts";
+import type { Metrics } from "./metrics.ts";
+
+/** The route label of requests that matched no route (bounded, unlike raw paths). */
+export const UNMATCHED = "unmatched";
+
+/** Options of {@link observe}. */
+export interface ObserveOptions {
+  metrics: Metrics;
+  /** Where access lines go (`msg: "request"`, level info); none when absent. */
+  accessLog?: Logger;
+}
+
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+/** Query parameters logged as they are; every other value is replaced by `REDACTED`. */
+const LOGGED_QUERY = new Set([
+  "digest",
+  "mount",
+  "from",
+  "n",
+  "last",
+  "artifactType",
+  "scope",
+  "service",
+  "account",
+]);
+
+/**
+ * Middleware that sets `requestId` (a sane incoming `X-Request-Id`, else a new UUID), counts
+ * the request body, and reports the request when its response is complete.
+ *
+ * @example
+ * ```ts
+ * app.use(observe({ metrics, accessLog: log }));
+ * ```
+ */
+export function observe(options: ObserveOptions): MiddlewareHandler<AppEnv> {
+  const { metrics, accessLog } = options;
+  return async (c, next) => {
+    const start = performance.now();
+    const incoming = c.req.header("x-request-id");
+    const requestId = incoming !== undefined && REQUEST_ID.test(incoming)
+      ? incoming
+      : crypto.randomUUID();
+    c.set("requestId", requestId);
+    metrics.requestStarted();
+
+    const received = { bytes: 0 };
+    const raw = c.req.raw;
+    if (raw.body !== null) {
+      c.req.raw = new Request(raw, { body: counted(raw.body, received), duplex: "half" });
+    }
+    try {
+      await next();
+    } finally {
+      const res = c.res;
+      res.headers.set("X-Request-Id", requestId);
+      const declared = c.req.method === "HEAD" || res.body === null
+        ? 0
+        : Number(res.headers.get("content-length") ?? 0);
+      const finish = (complete: boolean) => {
+        const seconds = (performance.now() - start) / 1000;
+        const sample = {
+          method: METHODS.has(c.req.method) ? c.req.method : "OTHER",
+          route: routeOf(c),
+          status: res.status,
+          seconds,
+          bytesIn: received.bytes,
+          bytesOut: complete ? declared : 0,
+          complete,
+        };
+        metrics.request(sample);
+        accessLog?.info("request", {
+          requestId,
+          method: c.req.method,
+          route: sample.route,
+          path: loggedPath(c.req.url, c.req.path),
+          status: sample.status,
+          durationMs: Math.round(seconds * 100_000) / 100,
+          bytesIn: sample.bytesIn,
+          bytesOut: sample.bytesOut,
+          ...(complete ? {} : { incomplete: true }),
+          user: c.var.auth?.user ?? null,
+          remote: remoteAddress(c),
+        });
+      };
+      // Deno settles `completed` once the last byte is out (or the client is gone); in-process
+      // requests (`app.request`) have no such promise and are done now.
+      const completed = (c.env as Partial<Deno.ServeHandlerInfo> | undefined)?.completed;
+      if (completed) completed.then(() => finish(true), () => finish(false));
+      else finish(true);
+    }
+  };
+}
+
+/**
+ * The route pattern that handled (or would have handled) the request, e.g.
+ * `/v2/:name{.+}/blobs/:digest`: the first matched handler, skipping `app.use` middleware.
+ */
+export function routeOf(c: Context): string {
+  const routes = c.req.matchedRoutes;
+  let fallback = UNMATCHED;
+  for (const route of routes) {
+    if (route.method !== "ALL") return route.path;
+    if (route.path !== "/*") fallback = route.path;
+  }
+  return fallback;
+}
+
+/**
+ * The path with its query for the access log: values of parameters other than the known
+ * harmless ones (`digest`, `mount`, `n`, …) become `REDACTED`, so tokens, signatures and
+ * upload state never reach the log.
+ *
+ * @example
+ * ```ts
+ * loggedPath("http://h/v2/a/blobs/uploads/1?_state=abc&digest=sha256:00", "/v2/a/blobs/uploads/1");
+ * // "/v2/a/blobs/uploads/1?_state=REDACTED&digest=sha256%3A00"
+ * ```
+ */
+export function loggedPath(url: string, path: string): string {
+  const mark = url.indexOf("?");
+  if (mark < 0 || mark === url.length - 1) return path;
+  const logged = new URLSearchParams();
+  for (const [key, value] of new URLSearchParams(url.slice(mark + 1))) {
+    logged.append(key, LOGGED_QUERY.has(key) ? value : "REDACTED");
+  }
+  return `${path}?${logged}`;
+}
+
+function remoteAddress(c: Context): string | undefined {
+  return (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname;
+}
+
+/** `body`, counting the bytes the consumer reads into `counter.bytes`. */
+function counted(
+  body: ReadableStream<Uint8Array>,
+  counter: { bytes: number },
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) {
+        controller.close();
+        return;
+      }
+      counter.bytes += value.byteLength;
+      controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
