@@ -128,19 +128,21 @@ export class Uploads {
     last?: { body: ReadableStream<Uint8Array>; offset?: number; expectedLength?: number },
   ): Promise<BlobInfo> {
     await this.#session(repository, id);
-    if (last) await this.store.appendUpload(id, last.body, last);
-    let blob: BlobInfo;
-    try {
-      blob = await this.store.commitUpload(id, digest);
-    } catch (err) {
-      if (err instanceof RegistryError && err.code === "DIGEST_INVALID") {
-        await this.cancel(repository, id);
+    if (last) await this.append(repository, id, last.body, last);
+    return await this.options.blobLocks.run(digest, async () => {
+      let blob: BlobInfo;
+      try {
+        blob = await this.store.commitUpload(id, digest);
+      } catch (err) {
+        if (err instanceof RegistryError && err.code === "DIGEST_INVALID") {
+          await this.cancel(repository, id);
+        }
+        throw err;
       }
-      throw err;
-    }
-    await this.metadata.linkBlob(repository, blob.digest, blob.size);
-    await this.metadata.deleteUpload(id);
-    return blob;
+      await this.metadata.linkBlob(repository, blob.digest, blob.size);
+      await this.metadata.deleteUpload(id);
+      return blob;
+    });
   }
 
   /** Uploads a whole blob in one step (single POST with `digest`). */
