@@ -38,6 +38,7 @@ const plugin: Plugin = {
   description: "signatures extension API for atomic (GPG) signatures of podman, skopeo, Pulp",
 
   setup(ctx) {
+    ctx.advertise({ "X-Registry-Supports-Signatures": "1" });
     const table = ctx.db.table("signatures");
     ctx.db.migrate([
       `CREATE TABLE ${table} (

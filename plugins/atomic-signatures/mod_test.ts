@@ -76,7 +76,11 @@ Deno.test("atomic signatures: the extension API as containers/image uses it", as
       );
       assertEquals(records.length, 1);
       const [record] = records;
-      assertEquals([record.kind, record.type, record.status], ["signature", "atomic", "not-checked"]);
+      assertEquals([record.kind, record.type, record.status], [
+        "signature",
+        "atomic",
+        "not-checked",
+      ]);
       assertEquals(record.detail.keyId, "CAB425A8150BD056");
       assertEquals(record.detail.identity, "wharf.test/demo/app:1.0");
       assertEquals(record.detail.name, stored.name);

@@ -1,6 +1,7 @@
 /**
- * The HTTP application: the OCI distribution routes under `/v2/`, health, and the mapping of
- * every failure to the OCI error JSON.
+ * The HTTP application: the OCI distribution routes under `/v2/`, the operations endpoints
+ * (`/metrics`, `/healthz`, `/readyz`), request ids, metrics and the access log, and the mapping
+ * of every failure to the OCI error JSON.
  * @module
  */
 import { Hono } from "hono";
@@ -13,6 +14,20 @@ import { listingRoutes } from "./routes/listings.ts";
 import { manifestRoutes } from "./routes/manifests.ts";
 import { uploadRoutes } from "./routes/uploads.ts";
 import { artifactRoutes } from "./routes/artifacts.ts";
+import { type Metrics, metrics as processMetrics } from "../observability/metrics.ts";
+import { observe } from "../observability/middleware.ts";
+import { operationsRoutes } from "../observability/routes.ts";
+import { metadataCheck, storageCheck } from "../observability/health.ts";
+
+/** Operations settings of {@link createApp} (from the `log` and `metrics` config sections). */
+export interface OperationsConfig {
+  /** Write one access log line per request (default true). */
+  accessLog?: boolean;
+  /** Serve `/metrics` beyond loopback (default false). */
+  publicMetrics?: boolean;
+  /** Where requests are counted; the process's {@link processMetrics} by default. */
+  metrics?: Metrics;
+}
 
 /**
  * Builds the Hono app over a registry service.
@@ -23,16 +38,25 @@ import { artifactRoutes } from "./routes/artifacts.ts";
  * Deno.serve({ port: 5000 }, app.fetch);
  * ```
  */
-export function createApp(deps: AppDeps): Hono<AppEnv> {
+export function createApp(deps: AppDeps, operations: OperationsConfig = {}): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  const metrics = operations.metrics ?? processMetrics;
 
+  app.use(observe({ metrics, accessLog: operations.accessLog === false ? undefined : deps.log }));
   app.use(async (c, next) => {
-    const requestId = c.req.header("x-request-id")?.slice(0, 128) ?? crypto.randomUUID();
-    c.set("requestId", requestId);
     c.set("auth", OPEN_AUTH);
     await next();
     c.res.headers.set("Docker-Distribution-API-Version", "registry/2.0");
-    c.res.headers.set("X-Request-Id", requestId);
+    if (c.req.path === "/v2/" || c.req.path === "/v2") {
+      for (const [name, value] of deps.plugins?.pingHeaders() ?? []) c.res.headers.set(name, value);
+    }
+  });
+  // Before authentication: probes and scrapers carry no registry credentials.
+  operationsRoutes(app, {
+    metrics,
+    checks: [metadataCheck(deps.registry.metadata), storageCheck(deps.registry.store)],
+    log: deps.log,
+    publicMetrics: operations.publicMetrics,
   });
 
   if (deps.auth) {
@@ -49,8 +73,6 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     artifactRoutes(app, deps.plugins.store);
     deps.plugins.mountRoutes(app);
   }
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
-
   app.notFound((c) => {
     const err = c.req.path.startsWith("/v2/")
       ? new RegistryError("UNSUPPORTED", "no such registry endpoint", {

@@ -185,6 +185,11 @@ export interface PluginContext {
    * `ctx.access(c)` to check repository rights.
    */
   routes(register: (app: Hono) => void): void;
+  /**
+   * Adds headers to every answer of the `/v2/` ping (also the 401 challenge), where clients
+   * discover capabilities, e.g. `X-Registry-Supports-Signatures: 1`.
+   */
+  advertise(headers: Record<string, string>): void;
   /** Serves routes at an absolute prefix (e.g. `/extensions/v2/`), for protocol extensions. */
   mount(prefix: string, register: (app: Hono) => void): void;
   /**

@@ -48,6 +48,7 @@ export class PluginHost implements RegistryHooks {
   #registry?: Registry;
   #handlers = new Map<HookName, Handler<HookName>[]>();
   #routes: RouteRegistration[] = [];
+  #advertised = new Map<string, Record<string, string>>();
 
   constructor(store: PluginStore, log: Logger) {
     this.store = store;
@@ -128,6 +129,9 @@ export class PluginHost implements RegistryHooks {
       routes: (register) =>
         this.#routes.push({ plugin: name, prefix: `/wharf/v1/plugins/${name}`, register }),
       mount: (prefix, register) => this.#routes.push({ plugin: name, prefix, register }),
+      advertise: (headers) => {
+        this.#advertised.set(name, { ...this.#advertised.get(name), ...headers });
+      },
       error: (code, message, detail) => new RegistryError(code, message, { detail }),
       authorize(c, repository, action) {
         const auth = (c as Context<AppEnv>).get("auth");
@@ -187,6 +191,12 @@ export class PluginHost implements RegistryHooks {
       this.#handlers.set(hook, list.filter((h) => h.plugin !== plugin));
     }
     this.#routes = this.#routes.filter((r) => r.plugin !== plugin);
+    this.#advertised.delete(plugin);
+  }
+
+  /** Headers the plugins add to `/v2/` answers. */
+  pingHeaders(): [string, string][] {
+    return [...this.#advertised.values()].flatMap((headers) => Object.entries(headers));
   }
 
   /** Runs every handler of a hook in registration order; returns their results. */
