@@ -34,6 +34,10 @@ const plugin: Plugin = {
   async setup(ctx) {
     const keys = await loadTrustedKeys(ctx);
     ctx.on("manifest.pushed", (event) => indexAttestations(ctx, keys, event));
+    ctx.on("sync.attachments", (event) => [
+      { kind: "tag", tag: `${event.digest.replace(":", "-")}.att` },
+      { kind: "referrers", artifactType: DSSE },
+    ]);
   },
 };
 

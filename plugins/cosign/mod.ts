@@ -47,6 +47,12 @@ const plugin: Plugin = {
   async setup(ctx) {
     const keys = await loadTrustedKeys(ctx);
     ctx.on("manifest.pushed", (event) => indexSignature(ctx, keys, event));
+    // Mirrors copy a subject's signatures with it: the legacy tag and both referrer forms.
+    ctx.on("sync.attachments", (event) => [
+      { kind: "tag", tag: `${event.digest.replace(":", "-")}.sig` },
+      { kind: "referrers", artifactType: COSIGN_SIG_ARTIFACT },
+      { kind: "referrers", artifactType: SIGSTORE_BUNDLE },
+    ]);
   },
 };
 
