@@ -147,6 +147,27 @@ Deno.test({
         assertEquals(foreign[0].status, "unverified", "signed by good, checked against other");
         assertEquals(await artifacts("prod/unsigned"), []);
 
+        // The CLI shows the same as the API.
+        const cli = await new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            new URL("../main.ts", import.meta.url).pathname,
+            "artifacts",
+            `${host}/prod/signed:v1`,
+            "-u",
+            "reader",
+            "-p",
+            "reader-pw",
+          ],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const shown = new TextDecoder().decode(cli.stdout);
+        assertEquals(cli.code, 0, new TextDecoder().decode(cli.stderr));
+        assertMatch(shown, new RegExp(`prod/signed@${digest}`));
+        assertMatch(shown, /signature\s+verified\s+cosign\s+sha256:[0-9a-f]{64} keys=good/);
+
         const verifyPolicy = join(dir, "verify.json");
         const requirement = (key: string) => [{
           type: "sigstoreSigned",

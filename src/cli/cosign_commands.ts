@@ -105,6 +105,34 @@ export function registerCosignCommands(program: Command): void {
       console.log(`Pushed signature to ${pushedName(ref, pushed.reference)}`);
     });
 
+  registryOptions(program.command("artifacts"))
+    .description("list the signatures, attestations and SBOMs a Wharf indexed for an image")
+    .argument("<image>", "REGISTRY/REPOSITORY:TAG or …@DIGEST (on a Wharf registry)")
+    .option("--json", "print the registry's answer as JSON")
+    .action(async (image: string, options: RegistryOptions & { json?: boolean }) => {
+      const ref = parseImageReference(image);
+      const client = clientFor(ref, options);
+      const subject = await resolveImage(client, ref);
+      const answer = await client.getJson(
+        ref.repository,
+        `/wharf/v1/${ref.repository}/artifacts/${subject.digest}`,
+      ) as { artifacts: ArtifactRow[] };
+      if (options.json) return console.log(JSON.stringify(answer, null, 2));
+      console.log(`${repositoryName(ref)}@${subject.digest}`);
+      if (answer.artifacts.length === 0) console.log("  no signatures, attestations or SBOMs");
+      for (const a of answer.artifacts) {
+        const keys = Array.isArray(a.detail?.keys) && a.detail.keys.length
+          ? ` keys=${a.detail.keys.join(",")}`
+          : a.detail?.key
+          ? ` key=${a.detail.key}`
+          : "";
+        const reason = a.status !== "verified" && a.detail?.reason ? ` (${a.detail.reason})` : "";
+        console.log(
+          `  ${a.kind.padEnd(12)} ${a.status.padEnd(12)} ${a.type}  ${a.digest}${keys}${reason}`,
+        );
+      }
+    });
+
   registryOptions(program.command("verify"))
     .description("verify an image's cosign signatures with a public key; print the payloads")
     .argument("<image>", "REGISTRY/REPOSITORY:TAG or …@DIGEST")
@@ -224,6 +252,14 @@ interface SbomOptions extends RegistryOptions {
   type?: SbomType;
   inputFormat?: SbomInputFormat;
   referrers?: boolean;
+}
+
+interface ArtifactRow {
+  kind: string;
+  type: string;
+  status: string;
+  digest: string;
+  detail?: { keys?: string[]; key?: string; reason?: string };
 }
 
 function registryOptions(command: Command): Command {

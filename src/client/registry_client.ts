@@ -334,6 +334,15 @@ export class RegistryClient {
       : manifests;
   }
 
+  /**
+   * `GET` of a registry extension path about `repository` (e.g. Wharf's
+   * `/wharf/v1/<name>/artifacts/<digest>`), authorised with pull scope; the JSON body.
+   */
+  async getJson(repository: string, path: string): Promise<unknown> {
+    const response = await this.#request("GET", path, { repository, actions: ["pull"] });
+    return await response.json();
+  }
+
   /** Every tag of a repository, following `Link` pagination. */
   async listTags(repository: string): Promise<string[]> {
     const tags: string[] = [];
