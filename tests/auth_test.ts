@@ -4,32 +4,10 @@
  * failed logins.
  */
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
-import { startRegistry, type TestRegistry } from "./harness.ts";
+import { startRegistry, type TestRegistry, writeHtpasswd } from "./harness.ts";
 import { errorCode, pushBlob, randomBytes } from "./oci_client.ts";
 
 const USERS = { alice: "alice-pw", bob: "bob-pw" };
-
-async function htpasswdFile(dir: string): Promise<string> {
-  const path = `${dir}/htpasswd`;
-  for (const [user, password] of Object.entries(USERS)) {
-    const add = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../main.ts", import.meta.url).pathname,
-        "user",
-        "add",
-        user,
-        "-f",
-        path,
-      ],
-      env: { WHARF_PASSWORD: password },
-      stdout: "null",
-    }).output();
-    assertEquals(add.code, 0);
-  }
-  return path;
-}
 
 function basic(user: keyof typeof USERS | "mallory", password?: string): string {
   return `Basic ${btoa(`${user}:${password ?? USERS[user as keyof typeof USERS]}`)}`;
@@ -64,7 +42,7 @@ Deno.test("token auth: challenges, grants, 401 and 403, catalog and mounts", asy
     dataDir: dir,
     config: {
       auth: {
-        htpasswd: await htpasswdFile(dir),
+        htpasswd: await writeHtpasswd(dir, USERS),
         groups: { devs: ["bob"] },
         rules: [
           { repositories: ["**"], users: ["alice"], actions: ["*"] },

@@ -111,3 +111,18 @@ export async function startRegistry(options: StartOptions = {}): Promise<TestReg
     },
   };
 }
+
+/** Writes `<dir>/htpasswd` with bcrypt entries made by `wharf user add`; returns its path. */
+export async function writeHtpasswd(dir: string, users: Record<string, string>): Promise<string> {
+  const path = join(dir, "htpasswd");
+  for (const [user, password] of Object.entries(users)) {
+    const add = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "user", "add", user, "-f", path],
+      env: { WHARF_PASSWORD: password },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!add.success) throw new Error(new TextDecoder().decode(add.stderr));
+  }
+  return path;
+}

@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
-import { startRegistry } from "./harness.ts";
+import { startRegistry, writeHtpasswd } from "./harness.ts";
 import { initLayout, tagLayout, writeImage } from "./oci_layout.ts";
 
 const SKOPEO = Deno.env.get("SKOPEO_SIGSTORE") ??
@@ -26,28 +26,6 @@ async function skopeo(args: string[], env: Record<string, string> = {}) {
     ok: out.success,
     output: new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr),
   };
-}
-
-async function htpasswd(dir: string, users: Record<string, string>): Promise<string> {
-  const path = join(dir, "htpasswd");
-  for (const [user, password] of Object.entries(users)) {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../main.ts", import.meta.url).pathname,
-        "user",
-        "add",
-        user,
-        "-f",
-        path,
-      ],
-      env: { WHARF_PASSWORD: password },
-      stdout: "null",
-    }).output();
-    assertOk(out.success);
-  }
-  return path;
 }
 
 Deno.test({
@@ -73,7 +51,7 @@ Deno.test({
         dataDir: data,
         config: {
           auth: {
-            htpasswd: await htpasswd(dir, { alice: "alice-pw", reader: "reader-pw" }),
+            htpasswd: await writeHtpasswd(dir, { alice: "alice-pw", reader: "reader-pw" }),
             token: { enabled: false },
             rules: [
               { repositories: ["**"], users: ["alice"], actions: ["*"] },

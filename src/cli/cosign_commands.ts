@@ -28,6 +28,7 @@ import { type SbomInputFormat, sbomMediaType, type SbomType } from "../cosign/sb
 import { signPayload } from "../cosign/signature.ts";
 import { verifySimpleSigning } from "../cosign/verify.ts";
 import { readPassword } from "./password.ts";
+import { exists } from "../io/exists.ts";
 
 /** Environment variables holding the private key's passphrase, in order. */
 export const PASSPHRASE_ENV = ["WHARF_PASSWORD", "COSIGN_PASSWORD"];
@@ -308,14 +309,4 @@ async function newPassphrase(): Promise<string> {
     if (again !== password) throw new Error("passwords do not match");
   }
   return password;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }

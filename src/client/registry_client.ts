@@ -5,6 +5,7 @@
  * backoff and `Retry-After`. Everything fetched is checked against its digest.
  * @module
  */
+import { readAtMost } from "../io/read.ts";
 import { createHash } from "node:crypto";
 import { type Algorithm, digestOf, looksLikeDigest, parseDigest } from "../oci/digest.ts";
 import {
@@ -489,26 +490,14 @@ function parseIndex(bytes: Uint8Array): IndexDescriptor[] {
   return Array.isArray(index?.manifests) ? index.manifests : [];
 }
 
-async function readLimited(response: Response, max: number, what: string): Promise<Uint8Array> {
-  const length = Number(response.headers.get("content-length") ?? 0);
-  if (length > max) {
-    await response.body?.cancel();
-    throw new RegistryClientError(`${what} is ${length} bytes, more than ${max}`, 502);
-  }
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of response.body ?? []) {
-    total += chunk.length;
-    if (total > max) throw new RegistryClientError(`${what} is more than ${max} bytes`, 502);
-    chunks.push(chunk);
-  }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
+function readLimited(response: Response, max: number, what: string): Promise<Uint8Array> {
+  const length = response.headers.get("content-length");
+  return readAtMost(
+    response.body,
+    max,
+    () => new RegistryClientError(`${what} is more than ${max} bytes`, 502),
+    length === null ? undefined : Number(length),
+  );
 }
 
 function verifyingStream(digest: string): TransformStream<Uint8Array, Uint8Array> {

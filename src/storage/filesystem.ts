@@ -11,6 +11,7 @@ import { ALGORITHMS, type Digest, looksLikeDigest, parseDigest } from "../oci/di
 import { RegistryError } from "../oci/errors.ts";
 import type { AppendOptions, BlobInfo, BlobStore, ByteRange, UploadState } from "./blob_store.ts";
 import { KeyedLock } from "../concurrency/keyed_lock.ts";
+import { exists } from "../io/exists.ts";
 
 const IO_CHUNK = 1 << 20;
 const UPLOAD_ID = /^[A-Za-z0-9-]{1,64}$/;
@@ -336,16 +337,6 @@ async function hashFile(file: Deno.FsFile, algorithm: string): Promise<HashState
     size += n;
   }
   return { hash, size };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
 
 async function removeIfPresent(path: string): Promise<void> {

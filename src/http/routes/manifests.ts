@@ -8,6 +8,7 @@ import { MAX_MANIFEST_BYTES } from "../../oci/manifest.ts";
 import { parseReference } from "../../oci/names.ts";
 import { type AppDeps, type AppEnv, bodyStream, contentLength, repository } from "../context.ts";
 import { acceptsManifest } from "../negotiation.ts";
+import { readAtMost } from "../../io/read.ts";
 import { deleteDisabled } from "./blobs.ts";
 
 /** Registers the manifest routes. */
@@ -40,7 +41,15 @@ export function manifestRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
   app.put("/v2/:name{.+}/manifests/:reference", async (c) => {
     const name = repository(c, "push");
     const reference = parseReference(c.req.param("reference"), "write");
-    const content = await readLimited(bodyStream(c), contentLength(c), MAX_MANIFEST_BYTES);
+    const content = await readAtMost(
+      bodyStream(c),
+      MAX_MANIFEST_BYTES,
+      () =>
+        new RegistryError("MANIFEST_INVALID", `manifest exceeds ${MAX_MANIFEST_BYTES} bytes`, {
+          status: 413,
+        }),
+      contentLength(c),
+    );
     const pushed = await manifests.put(
       name,
       reference,
@@ -63,32 +72,4 @@ export function manifestRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
     await manifests.delete(name, reference);
     return new Response(null, { status: 202, headers: { "Content-Length": "0" } });
   });
-}
-
-/** Reads a whole body of at most `limit` bytes; larger bodies are refused with 413 early. */
-async function readLimited(
-  body: ReadableStream<Uint8Array>,
-  declared: number | undefined,
-  limit: number,
-): Promise<Uint8Array<ArrayBuffer>> {
-  const tooLarge = () =>
-    new RegistryError("MANIFEST_INVALID", `manifest exceeds ${limit} bytes`, { status: 413 });
-  if (declared !== undefined && declared > limit) {
-    await body.cancel();
-    throw tooLarge();
-  }
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of body) {
-    total += chunk.length;
-    if (total > limit) throw tooLarge();
-    chunks.push(chunk);
-  }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
 }
