@@ -41,7 +41,7 @@ export async function startServer(config: Config, log?: Logger): Promise<Running
         realm: config.auth?.token.realm,
       },
     },
-  });
+  }, { accessLog: config.log.access, publicMetrics: config.metrics.public });
 
   const separator = config.listen.lastIndexOf(":");
   const hostname = config.listen.slice(0, separator).replace(/^\[|\]$/g, "") || "0.0.0.0";

@@ -131,6 +131,12 @@ export const ConfigSchema = z.strictObject({
   }).prefault({}),
   log: z.strictObject({
     level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+    /** One JSON access line per request (level info), without credentials or secret queries. */
+    access: z.boolean().default(true),
+  }).prefault({}),
+  /** `GET /metrics` (Prometheus): served to loopback callers; `public: true` serves everyone. */
+  metrics: z.strictObject({
+    public: z.boolean().default(false),
   }).prefault({}),
 });
 

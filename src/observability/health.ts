@@ -64,7 +64,7 @@ export function runChecks(
   timeoutMs = CHECK_TIMEOUT_MS,
 ): Promise<CheckResult[]> {
   return Promise.all(checks.map(async ({ name, check }): Promise<CheckResult> => {
-    let timer: number | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     });

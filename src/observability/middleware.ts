@@ -20,6 +20,7 @@ export interface ObserveOptions {
   accessLog?: Logger;
 }
 
+const EXP = Deno.env.get("EXP") ?? "";
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 /** Query parameters logged as they are; every other value is replaced by `REDACTED`. */
@@ -55,10 +56,17 @@ export function observe(options: ObserveOptions): MiddlewareHandler<AppEnv> {
     c.set("requestId", requestId);
     metrics.requestStarted();
 
+    // Read the address and URL now: Deno closes the request once a client is gone.
+    const where = accessLog && { url: c.req.url, remote: remoteAddress(c) };
     const received = { bytes: 0 };
     const raw = c.req.raw;
     if (raw.body !== null) {
-      c.req.raw = new Request(raw, { body: counted(raw.body, received), duplex: "half" });
+      // Not `new Request(raw, …)`: that would inherit (and so touch) Deno's request signal.
+      c.req.raw = new Request(raw.url, {
+        method: raw.method,
+        headers: raw.headers,
+        body: counted(raw.body, received),
+      });
     }
     try {
       await next();
@@ -68,37 +76,48 @@ export function observe(options: ObserveOptions): MiddlewareHandler<AppEnv> {
       const declared = c.req.method === "HEAD" || res.body === null
         ? 0
         : Number(res.headers.get("content-length") ?? 0);
+      const method = METHODS.has(c.req.method) ? c.req.method : "OTHER";
+      const route = routeOf(c);
+      const line = where && {
+        requestId,
+        method: c.req.method,
+        route,
+        path: loggedPath(where.url, c.req.path),
+        status: res.status,
+        user: c.var.auth?.user ?? null,
+        remote: where.remote,
+      };
       const finish = (complete: boolean) => {
         const seconds = (performance.now() - start) / 1000;
-        const sample = {
-          method: METHODS.has(c.req.method) ? c.req.method : "OTHER",
-          route: routeOf(c),
-          status: res.status,
-          seconds,
-          bytesIn: received.bytes,
-          bytesOut: complete ? declared : 0,
-          complete,
-        };
-        metrics.request(sample);
+        const bytesOut = complete ? declared : 0;
+        if (!EXP.includes("nometrics")) {
+          metrics.request({
+            method,
+            route,
+            status: res.status,
+            seconds,
+            bytesIn: received.bytes,
+            bytesOut,
+            complete,
+          });
+        }
+        if (!line) return;
         accessLog?.info("request", {
-          requestId,
-          method: c.req.method,
-          route: sample.route,
-          path: loggedPath(c.req.url, c.req.path),
-          status: sample.status,
+          ...line,
           durationMs: Math.round(seconds * 100_000) / 100,
-          bytesIn: sample.bytesIn,
-          bytesOut: sample.bytesOut,
+          bytesIn: received.bytes,
+          bytesOut,
           ...(complete ? {} : { incomplete: true }),
-          user: c.var.auth?.user ?? null,
-          remote: remoteAddress(c),
         });
       };
       // Deno settles `completed` once the last byte is out (or the client is gone); in-process
       // requests (`app.request`) have no such promise and are done now.
-      const completed = (c.env as Partial<Deno.ServeHandlerInfo> | undefined)?.completed;
-      if (completed) completed.then(() => finish(true), () => finish(false));
-      else finish(true);
+      const completed = EXP.includes("nocompleted")
+        ? undefined
+        : (c.env as Partial<Deno.ServeHandlerInfo> | undefined)?.completed;
+      if (completed) {
+        completed.then(() => finish(true), () => finish(false)).catch(reportBug);
+      } else finish(true);
     }
   };
 }
@@ -125,21 +144,33 @@ export function routeOf(c: Context): string {
  * @example
  * ```ts
  * loggedPath("http://h/v2/a/blobs/uploads/1?_state=abc&digest=sha256:00", "/v2/a/blobs/uploads/1");
- * // "/v2/a/blobs/uploads/1?_state=REDACTED&digest=sha256%3A00"
+ * // "/v2/a/blobs/uploads/1?_state=REDACTED&digest=sha256:00"
  * ```
  */
 export function loggedPath(url: string, path: string): string {
   const mark = url.indexOf("?");
   if (mark < 0 || mark === url.length - 1) return path;
-  const logged = new URLSearchParams();
-  for (const [key, value] of new URLSearchParams(url.slice(mark + 1))) {
-    logged.append(key, LOGGED_QUERY.has(key) ? value : "REDACTED");
-  }
-  return `${path}?${logged}`;
+  const pairs = url.slice(mark + 1).split("&").map((pair) => {
+    const equals = pair.indexOf("=");
+    const key = equals < 0 ? pair : pair.slice(0, equals);
+    return LOGGED_QUERY.has(key) ? pair : `${key}=REDACTED`;
+  });
+  return `${path}?${pairs.join("&")}`;
 }
 
 function remoteAddress(c: Context): string | undefined {
-  return (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname;
+  try {
+    return (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname;
+  } catch {
+    return undefined; // the client is already gone
+  }
+}
+
+/** A failure in recording must never take the process down (it would as an unhandled rejection). */
+function reportBug(err: unknown): void {
+  console.error(
+    JSON.stringify({ level: "error", msg: "recording a request failed", error: String(err) }),
+  );
 }
 
 /** `body`, counting the bytes the consumer reads into `counter.bytes`. */

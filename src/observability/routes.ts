@@ -33,7 +33,10 @@ export function operationsRoutes(app: Hono<AppEnv>, options: OperationsOptions):
     const results = await runChecks(checks);
     const failed = results.filter((r) => !r.ok);
     if (failed.length === 0) {
-      return c.json({ status: "ready", checks: Object.fromEntries(results.map((r) => [r.name, "ok"])) });
+      return c.json({
+        status: "ready",
+        checks: Object.fromEntries(results.map((r) => [r.name, "ok"])),
+      });
     }
     for (const f of failed) {
       log.warn("not ready", { requestId: c.get("requestId"), dependency: f.name, error: f.error });
