@@ -5,7 +5,7 @@
  */
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
 import { startRegistry, type TestRegistry, writeHtpasswd } from "./harness.ts";
-import { errorCode, pushBlob, randomBytes } from "./oci_client.ts";
+import { errorCode, pushBlob, pushImage, randomBytes } from "./oci_client.ts";
 
 const USERS = { alice: "alice-pw", bob: "bob-pw" };
 
@@ -153,8 +153,8 @@ Deno.test("token auth: challenges, grants, 401 and 403, catalog and mounts", asy
     await t.step("a mount from an unreadable repository falls back to an upload", async () => {
       const adminHeaders = { Authorization: basic("alice") };
       const bytes = randomBytes(512);
-      const digest = await pushBlobAuthed(base, "secret/src", bytes, adminHeaders);
-      await pushBlobAuthed(base, "team/app", randomBytes(16), adminHeaders);
+      const digest = await pushBlob(base, "secret/src", bytes, adminHeaders);
+      await pushBlob(base, "team/app", randomBytes(16), adminHeaders);
       // bob may only pull team/**; give him a push target via a narrower rule check: he can't
       // push anywhere, so use alice's token scoped to the target only.
       const scoped = await token(registry, ["repository:public/dst:pull,push"], basic("alice"));
@@ -185,7 +185,7 @@ Deno.test("token auth: challenges, grants, 401 and 403, catalog and mounts", asy
     await t.step("the catalog lists only readable repositories", async () => {
       const headers = { Authorization: basic("alice") };
       for (const repo of ["team/app", "public/dst", "secret/src"]) {
-        await pushManifest(base, repo, headers);
+        await pushImage(base, repo, "latest", { layers: 0, headers });
       }
       const catalog = async (authorization?: string) => {
         const response = await fetch(`${base}/v2/_catalog`, {
@@ -226,43 +226,6 @@ Deno.test("token auth: challenges, grants, 401 and 403, catalog and mounts", asy
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-async function pushBlobAuthed(
-  base: string,
-  repo: string,
-  bytes: Uint8Array<ArrayBuffer>,
-  headers: Record<string, string>,
-): Promise<string> {
-  const start = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: "POST", headers });
-  await start.body?.cancel();
-  assertEquals(start.status, 202);
-  const { sha256 } = await import("./oci_client.ts");
-  const digest = sha256(bytes);
-  const location = new URL(start.headers.get("location")!, base);
-  location.searchParams.set("digest", digest);
-  const put = await fetch(location, { method: "PUT", body: bytes, headers });
-  await put.body?.cancel();
-  assertEquals(put.status, 201);
-  return digest;
-}
-
-async function pushManifest(base: string, repo: string, headers: Record<string, string>) {
-  const config = new TextEncoder().encode("{}");
-  const digest = await pushBlobAuthed(base, repo, config, headers);
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest, size: 2 },
-    layers: [],
-  });
-  const response = await fetch(`${base}/v2/${repo}/manifests/latest`, {
-    method: "PUT",
-    headers: { ...headers, "Content-Type": "application/vnd.oci.image.manifest.v1+json" },
-    body: manifest,
-  });
-  assertEquals(response.status, 201);
-  await response.body?.cancel();
-}
 
 Deno.test("the embedded default lets loopback callers do everything without credentials", async () => {
   const registry = await startRegistry();

@@ -24,14 +24,15 @@ export async function pushBlob(
   base: string,
   repo: string,
   bytes: Uint8Array<ArrayBuffer>,
+  headers: Record<string, string> = {},
 ): Promise<string> {
   const digest = sha256(bytes);
-  const start = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+  const start = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: "POST", headers });
   await start.body?.cancel();
   if (start.status !== 202) throw new Error(`POST upload: ${start.status}`);
   const location = new URL(start.headers.get("location")!, base);
   location.searchParams.set("digest", digest);
-  const put = await fetch(location, { method: "PUT", body: bytes });
+  const put = await fetch(location, { method: "PUT", body: bytes, headers });
   const text = await put.text();
   if (put.status !== 201) throw new Error(`PUT upload: ${put.status} ${text}`);
   return digest;
@@ -49,10 +50,11 @@ export async function putManifest(
   reference: string,
   bytes: Uint8Array<ArrayBuffer> | string,
   mediaType = "application/vnd.oci.image.manifest.v1+json",
+  headers: Record<string, string> = {},
 ): Promise<{ response: Response; text: string }> {
   const response = await fetch(`${base}/v2/${repo}/manifests/${reference}`, {
     method: "PUT",
-    headers: { "Content-Type": mediaType },
+    headers: { ...headers, "Content-Type": mediaType },
     body: bytes,
   });
   return { response, text: await response.text() };
@@ -71,8 +73,14 @@ export async function pushImage(
   base: string,
   repo: string,
   tag: string,
-  options: { layers?: number; layerSize?: number; extra?: Record<string, unknown> } = {},
+  options: {
+    layers?: number;
+    layerSize?: number;
+    extra?: Record<string, unknown>;
+    headers?: Record<string, string>;
+  } = {},
 ): Promise<PushedImage> {
+  const headers = options.headers ?? {};
   const config = new TextEncoder().encode(
     JSON.stringify({
       architecture: "amd64",
@@ -80,11 +88,11 @@ export async function pushImage(
       rootfs: { type: "layers", diff_ids: [] },
     }),
   );
-  const configDigest = await pushBlob(base, repo, config);
+  const configDigest = await pushBlob(base, repo, config, headers);
   const layers = [];
   for (let i = 0; i < (options.layers ?? 2); i++) {
     const layer = randomBytes(options.layerSize ?? 1024);
-    await pushBlob(base, repo, layer);
+    await pushBlob(base, repo, layer, headers);
     layers.push(descriptor("application/vnd.oci.image.layer.v1.tar+gzip", layer));
   }
   const manifest = new TextEncoder().encode(JSON.stringify({
@@ -94,7 +102,7 @@ export async function pushImage(
     layers,
     ...options.extra,
   }));
-  const { response, text } = await putManifest(base, repo, tag, manifest);
+  const { response, text } = await putManifest(base, repo, tag, manifest, undefined, headers);
   if (response.status !== 201) throw new Error(`PUT manifest: ${response.status} ${text}`);
   return {
     manifest,
