@@ -10,6 +10,7 @@ import { listUsers, removeUser, setPassword } from "./src/auth/htpasswd.ts";
 import { readPassword } from "./src/cli/password.ts";
 import { registerMaintenanceCommands } from "./src/cli/maintenance_commands.ts";
 import { registerCosignCommands } from "./src/cli/cosign_commands.ts";
+import { registerSyncCommands } from "./src/cli/sync_commands.ts";
 import { PluginHost } from "./src/plugins/host.ts";
 import { PluginStore } from "./src/plugins/database.ts";
 import { pluginModules } from "./src/plugins/loader.ts";
@@ -32,7 +33,10 @@ export function buildProgram(): Command {
         listen: options.listen,
         data: options.data,
       });
-      const server = await startServer(config);
+      const server = await startServer(config, undefined, {
+        reloadConfig: () =>
+          loadConfig(options.config, { listen: options.listen, data: options.data }),
+      });
       const stop = async () => {
         server.log.info("shutting down");
         await server.shutdown();
@@ -107,6 +111,7 @@ export function buildProgram(): Command {
     });
 
   registerCosignCommands(program);
+  registerSyncCommands(program);
   return program;
 }
 

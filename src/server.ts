@@ -11,6 +11,7 @@ import type { PluginHost } from "./plugins/host.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import type { Registry } from "./registry/registry.ts";
 import { openWharf, type Wharf } from "./wharf.ts";
+import { openSync } from "./sync/open.ts";
 
 /** A running Wharf. */
 export interface RunningServer {
@@ -20,20 +21,28 @@ export interface RunningServer {
   registry: Registry;
   plugins: PluginHost;
   log: Logger;
+  /** Re-reads the config's `mirrors` (what SIGHUP does when `reloadConfig` was given). */
+  reload(): Promise<void>;
   /** Stops accepting connections, waits for in-flight requests, closes the stores. */
   shutdown(): Promise<void>;
 }
 
 /** Opens the stores named by `config` and serves the registry. */
-export async function startServer(config: Config, log?: Logger): Promise<RunningServer> {
+export async function startServer(
+  config: Config,
+  log?: Logger,
+  options: { reloadConfig?: () => Promise<Config> } = {},
+): Promise<RunningServer> {
   const logger = log ?? createLogger({ level: config.log.level });
   const wharf = await openWharf(config, logger);
   const { registry, plugins, dataDir } = wharf;
   const authenticator = await createAuthenticator(config, dataDir);
+  const sync = openSync(wharf, createApp);
   const app = createApp({
     registry,
     log: logger,
     plugins,
+    sync: sync.service,
     auth: {
       authenticator,
       challenge: {
@@ -55,6 +64,18 @@ export async function startServer(config: Config, log?: Logger): Promise<Running
   const url = `${config.tls ? "https" : "http"}://${host}:${addr.port}`;
   logger.info("listening", { url, data: dataDir, auth: authenticator.mode });
   const stopGc = wharf.scheduleGc();
+  sync.service.start();
+  const reload = async () => {
+    if (!options.reloadConfig) return;
+    try {
+      sync.service.reload((await options.reloadConfig()).mirrors);
+    } catch (err) {
+      logger.error("config reload failed; keeping the running config", {
+        error: (err as Error).message,
+      });
+    }
+  };
+  if (options.reloadConfig) Deno.addSignalListener("SIGHUP", reload);
   const pidFile = join(dataDir, "wharf.pid");
   await Deno.writeTextFile(pidFile, `${Deno.pid}\n`);
 
@@ -64,8 +85,11 @@ export async function startServer(config: Config, log?: Logger): Promise<Running
     registry,
     plugins,
     log: logger,
+    reload,
     async shutdown() {
       stopGc();
+      if (options.reloadConfig) Deno.removeSignalListener("SIGHUP", reload);
+      await sync.close();
       await server.shutdown();
       wharf.close();
       await Deno.remove(pidFile).catch(() => {});

@@ -46,10 +46,32 @@ export interface RegistryClientOptions {
   retryDelayMs?: number;
   /** Longest wait honoured from `Retry-After`, in ms (default 30 000). */
   maxRetryDelayMs?: number;
+  /** Random share (0–1) taken off or added to each backoff delay (default 0.2). */
+  jitter?: number;
+  /**
+   * Per request: longest wait for the response headers, and longest silence while a body is
+   * read, in ms (default: none).
+   */
+  timeoutMs?: number;
+  /** Extra root certificates (PEM) for TLS to this registry. */
+  caCerts?: string[];
+  /** Told about every retry (for run statistics and logs). */
+  onRetry?: (retry: RetryEvent) => void;
   /** `User-Agent` header. */
   userAgent?: string;
   /** `fetch` to use (tests). */
   fetch?: typeof fetch;
+}
+
+/** One retry of a request. */
+export interface RetryEvent {
+  method: string;
+  url: string;
+  /** The status that caused it (429, 5xx), or undefined after a network error or timeout. */
+  status?: number;
+  error?: string;
+  attempt: number;
+  delayMs: number;
 }
 
 /** A non-success answer from the registry, with its OCI error code when it sent one. */
@@ -88,6 +110,8 @@ interface RequestOptions {
   body?: Uint8Array | ReadableStream<Uint8Array>;
   /** Statuses returned to the caller instead of thrown. */
   accept?: number[];
+  /** Extra token scopes (e.g. `registry:catalog:*`). */
+  scopes?: string[];
 }
 
 const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(:\d+)?$/;
@@ -106,21 +130,51 @@ export class RegistryClient {
   readonly baseUrl: string;
   readonly #options: RegistryClientOptions;
   readonly #fetch: typeof fetch;
+  readonly #httpClient: Deno.HttpClient | undefined;
   #challenge: Challenge | undefined;
   readonly #tokens = new Map<string, Token>();
 
   constructor(options: RegistryClientOptions) {
     this.#options = options;
-    this.#fetch = options.fetch ?? fetch;
+    const base = options.fetch ?? fetch;
+    const client = options.caCerts?.length
+      ? Deno.createHttpClient({ caCerts: options.caCerts })
+      : undefined;
+    this.#httpClient = client;
+    this.#fetch = client
+      ? (input, init) => base(input, { ...init, client } as unknown as RequestInit)
+      : base;
     const host = options.registry === DOCKER_HUB ? DOCKER_HUB_API : options.registry;
     const scheme = options.insecure || LOOPBACK.test(host) ? "http" : "https";
     this.baseUrl = `${scheme}://${host}`;
   }
 
-  /** `GET /v2/`: resolves when the registry answers as a distribution API (200, or 401 + auth). */
-  async ping(): Promise<void> {
+  /**
+   * `GET /v2/`: resolves with the answer's headers (e.g. `X-Registry-Supports-Signatures`) when
+   * the registry answers as a distribution API (200, or 401 + auth).
+   */
+  async ping(): Promise<Headers> {
     const response = await this.#request("GET", "/v2/", {});
     await response.body?.cancel();
+    return response.headers;
+  }
+
+  /** Releases the TLS client made for `caCerts`, if any. */
+  close(): void {
+    this.#httpClient?.close();
+  }
+
+  /** Every repository of `GET /v2/_catalog`, following `Link` pagination. */
+  async listCatalog(): Promise<string[]> {
+    const names: string[] = [];
+    let path: string | undefined = "/v2/_catalog?n=1000";
+    while (path) {
+      const response = await this.#request("GET", path, { scopes: ["registry:catalog:*"] });
+      const body = await response.json() as { repositories?: string[] | null };
+      names.push(...(body.repositories ?? []));
+      path = nextPath(response, this.baseUrl);
+    }
+    return names;
   }
 
   /** `HEAD` a manifest; `undefined` when the registry says it does not exist. */
@@ -352,9 +406,7 @@ export class RegistryClient {
       const response = await this.#request("GET", path, { repository, actions: ["pull"] });
       const body = await response.json() as { tags?: string[] | null };
       tags.push(...(body.tags ?? []));
-      const link = response.headers.get("link")?.match(/<([^>]+)>\s*;\s*rel="?next"?/);
-      const next = link ? new URL(link[1], this.baseUrl) : undefined;
-      path = next ? next.pathname + next.search : undefined;
+      path = nextPath(response, this.baseUrl);
     }
     return tags;
   }
@@ -411,6 +463,7 @@ export class RegistryClient {
     if (options.repository && options.actions) {
       scopes.add(repositoryScope(options.repository, options.actions));
     }
+    for (const scope of options.scopes ?? []) scopes.add(scope);
     for (const scope of (extra ?? "").split(" ").filter(Boolean)) scopes.add(scope);
     return [...scopes];
   }
@@ -424,7 +477,7 @@ export class RegistryClient {
     const key = this.#scopes(options).join(" ");
     let token = this.#tokens.get(key);
     if (!token || token.expiresAt <= Date.now()) {
-      if (!options.repository) return undefined;
+      if (!options.repository && !options.scopes) return undefined;
       token = await fetchToken(
         challenge,
         this.#scopes(options),
@@ -444,6 +497,9 @@ export class RegistryClient {
   ): Promise<Response> {
     const attempts = 1 + (replayable ? this.#options.retries ?? 3 : 0);
     const base = this.#options.retryDelayMs ?? 200;
+    const maxDelay = this.#options.maxRetryDelayMs ?? 30_000;
+    const backoff = (attempt: number) =>
+      Math.min(jittered(base * 2 ** (attempt - 1), this.#options.jitter ?? 0.2), maxDelay);
     for (let attempt = 1;; attempt++) {
       const headers: Record<string, string> = {
         "user-agent": this.#options.userAgent ?? "wharf",
@@ -455,21 +511,34 @@ export class RegistryClient {
       try {
         // A Uint8Array over any ArrayBufferLike is a valid body at run time.
         const body = options.body as BodyInit | undefined;
-        response = await this.#fetch(url, { method, headers, body });
+        response = await timed(
+          (signal) => this.#fetch(url, { method, headers, body, signal }),
+          this.#options.timeoutMs,
+        );
       } catch (err) {
+        const message = err instanceof DOMException && err.name === "TimeoutError"
+          ? `no answer within ${this.#options.timeoutMs} ms`
+          : (err as Error).message;
         if (attempt >= attempts) {
-          throw new RegistryClientError(
-            `${method} ${url.href}: ${(err as Error).message}`,
-            0,
-          );
+          throw new RegistryClientError(`${method} ${url.href}: ${message}`, 0);
         }
-        await sleep(base * 2 ** (attempt - 1));
+        const delayMs = backoff(attempt);
+        this.#options.onRetry?.({ method, url: url.href, error: message, attempt, delayMs });
+        await sleep(delayMs);
         continue;
       }
       if ((response.status === 429 || response.status >= 500) && attempt < attempts) {
-        const wait = retryAfter(response.headers.get("retry-after")) ?? base * 2 ** (attempt - 1);
+        const wait = retryAfter(response.headers.get("retry-after"));
+        const delayMs = wait === undefined ? backoff(attempt) : Math.min(wait, maxDelay);
         await response.body?.cancel();
-        await sleep(Math.min(wait, this.#options.maxRetryDelayMs ?? 30_000));
+        this.#options.onRetry?.({
+          method,
+          url: url.href,
+          status: response.status,
+          attempt,
+          delayMs,
+        });
+        await sleep(delayMs);
         continue;
       }
       return response;
@@ -483,6 +552,78 @@ export function retryAfter(value: string | null, now = Date.now()): number | und
   if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** `base` ± a random `share` of it. */
+function jittered(base: number, share: number): number {
+  return Math.max(0, Math.round(base * (1 + share * (2 * Math.random() - 1))));
+}
+
+/**
+ * Runs a fetch under a timeout: the answer's headers must arrive within `ms`, then the body may
+ * not stay silent for longer than `ms` between chunks (a slow but moving download is fine).
+ */
+async function timed(
+  send: (signal: AbortSignal) => Promise<Response>,
+  ms: number | undefined,
+): Promise<Response> {
+  if (!ms) return await send(new AbortController().signal);
+  const controller = new AbortController();
+  let timer = setTimeout(() => controller.abort(timeoutError()), ms);
+  let response: Response;
+  try {
+    response = await send(controller.signal);
+  } catch (err) {
+    clearTimeout(timer);
+    throw controller.signal.aborted ? controller.signal.reason : err;
+  }
+  if (!response.body) {
+    clearTimeout(timer);
+    return response;
+  }
+  const reader = response.body.getReader();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(stream) {
+      clearTimeout(timer);
+      timer = setTimeout(() => controller.abort(timeoutError()), ms);
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          clearTimeout(timer);
+          stream.close();
+        } else {
+          stream.enqueue(value);
+        }
+      } catch (err) {
+        clearTimeout(timer);
+        stream.error(
+          controller.signal.aborted
+            ? new RegistryClientError(`body stalled for more than ${ms} ms`, 504)
+            : err,
+        );
+      }
+    },
+    cancel(reason) {
+      clearTimeout(timer);
+      return reader.cancel(reason);
+    },
+  });
+  return new Response(body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+}
+
+function timeoutError(): DOMException {
+  return new DOMException("timed out", "TimeoutError");
+}
+
+/** The path of a `Link: <…>; rel="next"` header, if any. */
+function nextPath(response: Response, baseUrl: string): string | undefined {
+  const link = response.headers.get("link")?.match(/<([^>]+)>\s*;\s*rel="?next"?/);
+  const next = link ? new URL(link[1], baseUrl) : undefined;
+  return next ? next.pathname + next.search : undefined;
 }
 
 function parseIndex(bytes: Uint8Array): IndexDescriptor[] {

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { parseDuration, parseSize } from "./units.ts";
+import { MirrorsSchema } from "../sync/schema.ts";
 
 const listen = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/, {
   message: 'expected "HOST:PORT", e.g. "0.0.0.0:5000"',
@@ -134,6 +135,8 @@ export const ConfigSchema = z.strictObject({
     /** One JSON access line per request (level info), without credentials or secret queries. */
     access: z.boolean().default(true),
   }).prefault({}),
+  /** Upstream registries copied into this one (see `src/sync/schema.ts`). */
+  mirrors: MirrorsSchema,
   /** `GET /metrics` (Prometheus): served to loopback callers; `public: true` serves everyone. */
   metrics: z.strictObject({
     public: z.boolean().default(false),
