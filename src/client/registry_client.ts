@@ -286,6 +286,18 @@ export class RegistryClient {
     return response.status !== 404;
   }
 
+  /** A blob's size from a `HEAD`, or undefined when the registry does not have it. */
+  async blobSize(repository: string, digest: string): Promise<number | undefined> {
+    const response = await this.#request("HEAD", `/v2/${repository}/blobs/${digest}`, {
+      repository,
+      actions: ["pull"],
+      accept: [404],
+    });
+    await response.body?.cancel();
+    const length = response.headers.get("content-length");
+    return response.status === 404 || length === null ? undefined : Number(length);
+  }
+
   /** A blob's bytes (at most `maxBytes`), verified against its digest. */
   async getBlob(repository: string, digest: string, maxBytes = 64 << 20): Promise<Uint8Array> {
     const response = await this.#request("GET", `/v2/${repository}/blobs/${digest}`, {

@@ -7,10 +7,15 @@ import type { Digest } from "../oci/digest.ts";
 import { RegistryError } from "../oci/errors.ts";
 import type { BlobStore, ByteRange } from "../storage/blob_store.ts";
 import type { MetadataStore } from "../metadata/metadata_store.ts";
+import type { PullThroughSlot } from "./pull_through.ts";
 
 /** Blob access scoped to repositories. */
 export class Blobs {
-  constructor(private readonly store: BlobStore, private readonly metadata: MetadataStore) {}
+  constructor(
+    private readonly store: BlobStore,
+    private readonly metadata: MetadataStore,
+    private readonly pullThrough: PullThroughSlot = {},
+  ) {}
 
   /** Size of a blob linked to `repository`; throws `BLOB_UNKNOWN` otherwise. */
   async size(repository: string, digest: Digest): Promise<number> {
@@ -19,13 +24,32 @@ export class Blobs {
     return size;
   }
 
-  /** Streams a linked blob or one range of it. */
+  /**
+   * Size of a blob for a pull: linked here (`local`), or offered by the repository's
+   * pull-through upstream; throws `BLOB_UNKNOWN` otherwise.
+   */
+  async locate(repository: string, digest: Digest): Promise<{ size: number; local: boolean }> {
+    const size = await this.metadata.linkedBlobSize(repository, digest);
+    if (size !== null) return { size, local: true };
+    const remote = await this.pullThrough.source?.blobSize(repository, digest);
+    if (remote !== undefined && remote !== null) return { size: remote, local: false };
+    throw blobUnknown(digest);
+  }
+
+  /**
+   * Streams a linked blob or one range of it; a blob only the pull-through upstream has is
+   * streamed whole from there while it is stored.
+   */
   async read(
     repository: string,
     digest: Digest,
     range?: ByteRange,
   ): Promise<ReadableStream<Uint8Array>> {
-    await this.size(repository, digest);
+    if (await this.metadata.linkedBlobSize(repository, digest) === null) {
+      const stream = await this.pullThrough.source?.openBlob(repository, digest);
+      if (stream) return stream;
+      await this.size(repository, digest); // fetched meanwhile by another request, or unknown
+    }
     return await this.store.read(digest, range);
   }
 

@@ -8,6 +8,7 @@ import { RegistryError } from "../oci/errors.ts";
 import { type Descriptor, MAX_MANIFEST_BYTES, parseManifest } from "../oci/manifest.ts";
 import type { Reference } from "../oci/names.ts";
 import { type Caller, NO_HOOKS, type RegistryHooks } from "./hooks.ts";
+import type { PullThroughSlot } from "./pull_through.ts";
 import type { MetadataStore, Page, Referrer, StoredManifest } from "../metadata/metadata_store.ts";
 
 /** Result of a manifest push. */
@@ -22,6 +23,7 @@ export class Manifests {
   constructor(
     private readonly metadata: MetadataStore,
     private readonly hooks: RegistryHooks = NO_HOOKS,
+    private readonly pullThrough: PullThroughSlot = {},
   ) {}
 
   /**
@@ -111,14 +113,20 @@ export class Manifests {
    * run first and may refuse.
    */
   async get(repository: string, reference: Reference, caller?: Caller): Promise<StoredManifest> {
-    const digest = await this.resolve(repository, reference);
-    const manifest = await this.metadata.getManifest(repository, digest);
+    const digest = reference.kind === "digest"
+      ? reference.digest
+      : await this.metadata.resolveTag(repository, reference.tag);
+    let manifest = digest === null ? null : await this.metadata.getManifest(repository, digest);
+    // Only a pull (with a caller) reaches out to a pull-through upstream.
+    if (!manifest && caller) {
+      manifest = await this.pullThrough.source?.manifest(repository, reference) ?? null;
+    }
     if (!manifest) throw manifestUnknown(reference);
     if (caller) {
       await this.hooks.beforePull({
         repository,
         reference,
-        digest,
+        digest: manifest.digest,
         mediaType: manifest.mediaType,
         caller,
       });

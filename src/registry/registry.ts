@@ -9,6 +9,7 @@ import { Blobs } from "./blobs.ts";
 import { Manifests } from "./manifests.ts";
 import { type UploadLimits, Uploads } from "./uploads.ts";
 import { KeyedLock } from "../concurrency/keyed_lock.ts";
+import type { PullThroughSlot } from "./pull_through.ts";
 import { NO_HOOKS, type RegistryHooks } from "./hooks.ts";
 
 /** Behaviour switches of the registry. */
@@ -23,6 +24,8 @@ export interface RegistryOptions {
 
 /** The registry service. */
 export interface Registry {
+  /** Where a pull-through upstream is plugged in (by the mirroring service). */
+  pullThrough: PullThroughSlot;
   /** Held per blob digest by upload commits, mounts and garbage collection. */
   blobLocks: KeyedLock;
   blobs: Blobs;
@@ -41,15 +44,17 @@ export function createRegistry(
   hooks: RegistryHooks = NO_HOOKS,
 ): Registry {
   const blobLocks = new KeyedLock();
+  const pullThrough: PullThroughSlot = {};
   return {
+    pullThrough,
     blobLocks,
-    blobs: new Blobs(store, metadata),
+    blobs: new Blobs(store, metadata, pullThrough),
     uploads: new Uploads(store, metadata, {
       automaticMount: options.automaticMount,
       limits: options.limits ?? (() => ({})),
       blobLocks,
     }),
-    manifests: new Manifests(metadata, hooks),
+    manifests: new Manifests(metadata, hooks, pullThrough),
     metadata,
     store,
     options,

@@ -79,6 +79,20 @@ export class Copier {
     this.#limiter = new Limiter(options.concurrency);
   }
 
+  /** The copy of a blob under way (here or registered by {@link track}), if any. */
+  pending(repository: string, digest: string): Promise<void> | undefined {
+    return this.#inflight.get(`${repository}@${digest}`);
+  }
+
+  /** Registers other work that makes a blob present, so copies of the same blob wait for it. */
+  track(repository: string, digest: string, work: Promise<void>): void {
+    const key = `${repository}@${digest}`;
+    const settled = work.catch(() => {}).finally(() => {
+      if (this.#inflight.get(key) === settled) this.#inflight.delete(key);
+    });
+    this.#inflight.set(key, settled);
+  }
+
   /** Makes `descriptor`'s blob present in `repository`: already there, mounted, or fetched. */
   blob(upstreamRepository: string, repository: string, descriptor: Descriptor): Promise<void> {
     const key = `${repository}@${descriptor.digest}`;

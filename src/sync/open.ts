@@ -11,6 +11,7 @@ import type { AppDeps, AppEnv } from "../http/context.ts";
 import type { Wharf } from "../wharf.ts";
 import { SyncHistory } from "./history.ts";
 import { SyncService } from "./service.ts";
+import { PullThrough } from "./pull_through.ts";
 
 /** An opened sync service and how to close it. */
 export interface OpenedSync {
@@ -31,18 +32,27 @@ export function openSync(
     log: wharf.log,
     plugins: wharf.plugins,
   }, { accessLog: false });
+  const extensions = async (request: Request) => await local.fetch(request);
   const service = new SyncService({
     registry: wharf.registry,
     log: wharf.log,
     plugins: wharf.plugins,
     history,
-    extensions: async (request) => await local.fetch(request),
+    extensions,
   }, wharf.config.mirrors);
+  const pullThrough = new PullThrough(wharf.config.mirrors, {
+    registry: wharf.registry,
+    log: wharf.log,
+    plugins: wharf.plugins,
+    extensions,
+  });
+  if (pullThrough.enabled) wharf.registry.pullThrough.source = pullThrough;
   return {
     service,
     history,
     async close() {
       await service.stop();
+      await pullThrough.close();
       history.close();
     },
   };

@@ -99,6 +99,11 @@ export const MirrorSchema = z.strictObject({
     /** Added in front of local names (e.g. `mirror/hub/`). */
     prefix: z.string().default(""),
   }).prefault({}),
+  /**
+   * Serve pulls that miss locally from the upstream (manifest fetched and served, blobs streamed
+   * while stored, attachments copied in the background), in the repositories this mirror covers.
+   */
+  pullThrough: z.boolean().default(false),
   /** Cron expression (UTC, 5 or 6 fields) or an interval (`30m`); absent: on demand only. */
   schedule: z.string().min(1).superRefine((value, ctx) => {
     const problem = scheduleProblem(value);

@@ -13,7 +13,7 @@ export function blobRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
   app.on(["GET", "HEAD"], "/v2/:name{.+}/blobs/:digest", async (c) => {
     const name = repository(c, "pull");
     const digest = toDigest(c.req.param("digest"));
-    const size = await registry.blobs.size(name, digest);
+    const { size, local } = await registry.blobs.locate(name, digest);
     const headers: Record<string, string> = {
       "Docker-Content-Digest": digest,
       "Content-Type": "application/octet-stream",
@@ -21,7 +21,8 @@ export function blobRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
       "ETag": `"${digest}"`,
       "Cache-Control": "max-age=31536000",
     };
-    const range = parseRange(c.req.header("range") ?? null, size);
+    // A blob streamed from a pull-through upstream is served whole (a valid answer to Range).
+    const range = local ? parseRange(c.req.header("range") ?? null, size) : null;
     if (range === "unsatisfiable") {
       throw new RegistryError("RANGE_INVALID", "requested range not satisfiable", {
         status: 416,
