@@ -6,12 +6,16 @@
 import { join } from "node:path";
 import type { Config } from "./config/schema.ts";
 import { createApp } from "./http/app.ts";
+import { BodyDrain } from "./observability/drain.ts";
 import { createAuthenticator } from "./auth/from_config.ts";
 import type { PluginHost } from "./plugins/host.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import type { Registry } from "./registry/registry.ts";
 import { openWharf, type Wharf } from "./wharf.ts";
 import { openSync } from "./sync/open.ts";
+
+/** How long shutdown waits for request bodies still coming in (uploads) before cutting them. */
+const DRAIN_MS = 60_000;
 
 /** A running Wharf. */
 export interface RunningServer {
@@ -38,6 +42,7 @@ export async function startServer(
   const { registry, plugins, dataDir } = wharf;
   const authenticator = await createAuthenticator(config, dataDir);
   const sync = openSync(wharf, createApp);
+  const drain = new BodyDrain();
   const app = createApp({
     registry,
     log: logger,
@@ -50,7 +55,7 @@ export async function startServer(
         realm: config.auth?.token.realm,
       },
     },
-  }, { accessLog: config.log.access, publicMetrics: config.metrics.public });
+  }, { accessLog: config.log.access, publicMetrics: config.metrics.public, drain });
 
   const separator = config.listen.lastIndexOf(":");
   const hostname = config.listen.slice(0, separator).replace(/^\[|\]$/g, "") || "0.0.0.0";
@@ -87,9 +92,12 @@ export async function startServer(
     log: logger,
     reload,
     async shutdown() {
+      // Uploads in progress finish first: see src/observability/drain.ts.
+      const drained = drain.drain(DRAIN_MS);
       stopGc();
       if (options.reloadConfig) Deno.removeSignalListener("SIGHUP", reload);
       await sync.close();
+      if (!await drained) logger.warn("uploads still running after the drain period; cut off");
       await server.shutdown();
       wharf.close();
       await Deno.remove(pidFile).catch(() => {});

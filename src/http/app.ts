@@ -14,9 +14,9 @@ import { listingRoutes } from "./routes/listings.ts";
 import { manifestRoutes } from "./routes/manifests.ts";
 import { uploadRoutes } from "./routes/uploads.ts";
 import { artifactRoutes } from "./routes/artifacts.ts";
-import { syncRoutes } from "./routes/sync.ts";
 import { type Metrics, metrics as processMetrics } from "../observability/metrics.ts";
 import { observe } from "../observability/middleware.ts";
+import type { BodyDrain } from "../observability/drain.ts";
 import { operationsRoutes } from "../observability/routes.ts";
 import { metadataCheck, storageCheck } from "../observability/health.ts";
 
@@ -28,6 +28,8 @@ export interface OperationsConfig {
   publicMetrics?: boolean;
   /** Where requests are counted; the process's {@link processMetrics} by default. */
   metrics?: Metrics;
+  /** Request bodies being received, for a shutdown that waits for them. */
+  drain?: BodyDrain;
 }
 
 /**
@@ -43,7 +45,12 @@ export function createApp(deps: AppDeps, operations: OperationsConfig = {}): Hon
   const app = new Hono<AppEnv>();
   const metrics = operations.metrics ?? processMetrics;
 
-  app.use(observe({ metrics, accessLog: operations.accessLog === false ? undefined : deps.log }));
+  app.use(observe({
+    metrics,
+    log: deps.log,
+    accessLog: operations.accessLog === false ? undefined : deps.log,
+    drain: operations.drain,
+  }));
   app.use(async (c, next) => {
     c.set("auth", OPEN_AUTH);
     await next();
@@ -70,7 +77,6 @@ export function createApp(deps: AppDeps, operations: OperationsConfig = {}): Hon
   uploadRoutes(app, deps);
   blobRoutes(app, deps);
   manifestRoutes(app, deps);
-  syncRoutes(app, deps);
   if (deps.plugins) {
     artifactRoutes(app, deps.plugins.store);
     deps.plugins.mountRoutes(app);

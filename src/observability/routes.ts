@@ -52,9 +52,12 @@ export function operationsRoutes(app: Hono<AppEnv>, options: OperationsOptions):
 
   app.get("/metrics", async (c) => {
     if (!options.publicMetrics && !isLoopback(remoteAddress(c))) {
-      throw new RegistryError(
-        "DENIED",
-        "metrics are served to loopback callers only; set metrics.public: true to open them",
+      return errorResponse(
+        new RegistryError(
+          "DENIED",
+          "metrics are served to loopback callers only; set metrics.public: true to open them",
+        ),
+        log,
       );
     }
     return new Response(await metrics.render(), {
