@@ -17,6 +17,7 @@ import { createRegistry, type Registry } from "./registry/registry.ts";
 import type { RetentionRule } from "./registry/retention.ts";
 import type { UploadLimits } from "./registry/uploads.ts";
 import { FilesystemBlobStore } from "./storage/filesystem.ts";
+import { metrics } from "./observability/metrics.ts";
 
 /** An opened Wharf. */
 export interface Wharf {
@@ -78,12 +79,14 @@ export async function openWharf(config: Config, log: Logger): Promise<Wharf> {
       const job = new Cron(config.gc.schedule, { protect: true, timezone: "UTC" }, async () => {
         try {
           const report = await gc();
+          metrics.gcRun("success", { bytes: report.bytesFreed, blobs: report.blobsDeleted });
           log.info("gc finished", {
             ...report,
             tagsDeleted: report.tagsDeleted.length,
             manifestsDeleted: report.manifestsDeleted.length,
           });
         } catch (err) {
+          metrics.gcRun("failure");
           log.error("gc failed", { error: String(err) });
         }
       });

@@ -227,6 +227,8 @@ Deno.test("gc: 20 parallel pushes sharing layers while GC runs every second", as
     }
     await new Promise((resolve) => setTimeout(resolve, 1500)); // let at least one more GC pass run
     assertMatch(registry.logs(), /"msg":"gc finished"/);
+    const exposition = await (await fetch(`${base}/metrics`)).text();
+    assertMatch(exposition, /wharf_gc_runs_total\{outcome="success"\} [1-9]/);
     for (const image of pushed) {
       const manifest = await fetch(`${base}/v2/${image.repo}/manifests/${image.tag}`);
       assertEquals(

@@ -9,6 +9,7 @@ import { type Progress, runMirror, type RunReport, type SyncDeps } from "./engin
 import type { RunRecord, SyncHistory } from "./history.ts";
 import { type Job, schedule } from "./scheduler.ts";
 import type { MirrorConfig } from "./schema.ts";
+import { metrics } from "../observability/metrics.ts";
 
 /** A mirror as `GET /wharf/v1/sync` shows it. */
 export interface MirrorStatus {
@@ -109,6 +110,7 @@ export class SyncService implements SyncStatusSource {
           signal: abort.signal,
         });
         history.finish(begun.id, report.outcome, report, report.errors);
+        metrics.syncRun(name, report.outcome === "failed" ? "failure" : report.outcome);
         return report;
       } catch (err) {
         const zero = {
@@ -122,6 +124,7 @@ export class SyncService implements SyncStatusSource {
           deleted: 0,
         };
         history.finish(begun.id, "failed", zero, [String((err as Error).message ?? err)]);
+        metrics.syncRun(name, "failure");
         throw err;
       } finally {
         this.#running.delete(name);
