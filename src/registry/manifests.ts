@@ -100,14 +100,6 @@ export class Manifests {
     }
   }
 
-  /** The digest a reference names in `repository`; throws `MANIFEST_UNKNOWN`. */
-  async resolve(repository: string, reference: Reference): Promise<Digest> {
-    if (reference.kind === "digest") return reference.digest;
-    const digest = await this.metadata.resolveTag(repository, reference.tag);
-    if (digest === null) throw manifestUnknown(reference);
-    return digest;
-  }
-
   /**
    * A manifest by tag or digest; throws `MANIFEST_UNKNOWN`. With a `caller`, pull policy hooks
    * run first and may refuse.
