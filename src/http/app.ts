@@ -14,6 +14,7 @@ import { listingRoutes } from "./routes/listings.ts";
 import { manifestRoutes } from "./routes/manifests.ts";
 import { uploadRoutes } from "./routes/uploads.ts";
 import { artifactRoutes } from "./routes/artifacts.ts";
+import { syncRoutes } from "./routes/sync.ts";
 import { type Metrics, metrics as processMetrics } from "../observability/metrics.ts";
 import { observe } from "../observability/middleware.ts";
 import type { BodyDrain } from "../observability/drain.ts";
@@ -77,6 +78,7 @@ export function createApp(deps: AppDeps, operations: OperationsConfig = {}): Hon
   uploadRoutes(app, deps);
   blobRoutes(app, deps);
   manifestRoutes(app, deps);
+  syncRoutes(app, deps);
   if (deps.plugins) {
     artifactRoutes(app, deps.plugins.store);
     deps.plugins.mountRoutes(app);
