@@ -1,0 +1,773 @@
+/**
+ * The S3 {@link BlobStore}: blobs at `<prefix>/blobs/<alg>/<hex>`, upload sessions under
+ * `<prefix>/uploads/<id>/`. Any number of Wharf processes may share one bucket: a session's
+ * whole state (multipart upload id, part ETags, the sub-5 MiB tail and the serialised SHA-256
+ * state) lives in a small JSON object beside its data, so a chunked upload started on one
+ * process continues on another and survives a restart.
+ *
+ * Layout of a session `<prefix>/uploads/<id>/`:
+ * - `state.json` — {@link SessionState}; written last on every append, so it is the commit point;
+ * - `data` — the multipart upload's key (visible only once the session is sealed at commit);
+ * - `tail-<seq>` — bytes that did not fill a 5 MiB part, re-read by the next append.
+ *
+ * Why a staging key and a server-side copy: a multipart upload's key is fixed when it is
+ * created, before the digest is known. Completing it into the session's own `data` key and then
+ * copying (CopyObject, server-side, no bytes through Wharf) to the content-addressed key keeps
+ * `blobs/` free of anything unverified, and lets a digest mismatch keep the session.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { Buffer } from "node:buffer";
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  UploadPartCopyCommand,
+} from "@aws-sdk/client-s3";
+import { createSHA256, type IHasher } from "hash-wasm";
+import { type Digest, looksLikeDigest, parseDigest } from "../oci/digest.ts";
+import { RegistryError } from "../oci/errors.ts";
+import type { AppendOptions, BlobInfo, BlobStore, ByteRange, UploadState } from "./blob_store.ts";
+import { KeyedLock } from "../concurrency/keyed_lock.ts";
+
+const MIB = 1 << 20;
+/** S3's smallest part (all but the last). */
+const MIN_PART = 5 * MIB;
+/** CopyObject's largest source; bigger blobs are copied part by part. */
+const MAX_COPY = 5 * 1024 * MIB;
+const COPY_PART = 1024 * MIB;
+const UPLOAD_ID = /^[A-Za-z0-9-]{1,64}$/;
+
+/** Where and how to reach the bucket (the `storage: {driver: s3, …}` configuration). */
+export interface S3BlobStoreOptions {
+  /** S3 endpoint URL, e.g. `http://127.0.0.1:7480`; AWS's own when absent. */
+  endpoint?: string;
+  bucket: string;
+  /** Defaults to `us-east-1`. */
+  region?: string;
+  /** Key prefix inside the bucket (no leading or trailing slash needed). */
+  prefix?: string;
+  /** Path-style addressing (`endpoint/bucket/key`); default true, as RGW and MinIO want. */
+  forcePathStyle?: boolean;
+  /** Static credentials; the SDK's default chain (env, shared files) when absent. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Bytes per multipart part, at least 5 MiB (default 16 MiB: blobs up to 160 GiB). */
+  partSize?: number;
+  /** Parts uploaded at once while the next one fills (default 2). */
+  queueSize?: number;
+  /** Per-request socket timeout in ms (default 60 s). */
+  requestTimeoutMs?: number;
+  /** Connection timeout in ms (default 5 s). */
+  connectTimeoutMs?: number;
+  /** Attempts per request, retries included (default 3). */
+  maxAttempts?: number;
+}
+
+/** The persisted state of one upload session (`uploads/<id>/state.json`). */
+interface SessionState {
+  v: 1;
+  size: number;
+  startedAt: number;
+  modifiedAt: number;
+  /** hash-wasm SHA-256 state after `size` bytes, base64. */
+  hash: string;
+  /** Bumped on every append; names the next tail object. */
+  seq: number;
+  multipart?: { uploadId: string; parts: { n: number; etag: string }[] };
+  tail?: { key: string; size: number };
+  /** Set once the multipart upload was completed into `data` (commit in progress). */
+  sealed?: boolean;
+}
+
+/** Blob store on an S3-compatible bucket. */
+export class S3BlobStore implements BlobStore {
+  readonly client: S3Client;
+  readonly bucket: string;
+  readonly prefix: string;
+  #partSize: number;
+  #queueSize: number;
+  #sessions = new KeyedLock();
+
+  constructor(options: S3BlobStoreOptions) {
+    this.bucket = options.bucket;
+    const prefix = (options.prefix ?? "").replace(/^\/+|\/+$/g, "");
+    this.prefix = prefix === "" ? "" : `${prefix}/`;
+    this.#partSize = Math.max(options.partSize ?? 16 * MIB, MIN_PART);
+    this.#queueSize = Math.max(options.queueSize ?? 2, 1);
+    this.client = new S3Client({
+      endpoint: options.endpoint,
+      region: options.region ?? "us-east-1",
+      forcePathStyle: options.forcePathStyle ?? true,
+      credentials: options.credentials,
+      maxAttempts: options.maxAttempts ?? 3,
+      // Streamed bodies with the SDK's default checksums go out as aws-chunked, which Ceph RGW
+      // (411) and Swift (501) refuse; Wharf checks content by its own digests anyway.
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+      requestHandler: {
+        requestTimeout: options.requestTimeoutMs ?? 60_000,
+        connectionTimeout: options.connectTimeoutMs ?? 5_000,
+      },
+    });
+  }
+
+  /** Closes the client's sockets. */
+  close(): void {
+    this.client.destroy();
+  }
+
+  #blobKey(digest: Digest): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return `${this.prefix}blobs/${algorithm}/${hex}`;
+  }
+
+  #sessionPrefix(id: string): string {
+    if (!UPLOAD_ID.test(id)) throw uploadUnknown(id);
+    return `${this.prefix}uploads/${id}/`;
+  }
+
+  async stat(digest: Digest): Promise<BlobInfo | null> {
+    const key = this.#blobKey(digest);
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { digest, size: head.ContentLength ?? 0 };
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw unavailable("HEAD blob", err);
+    }
+  }
+
+  async read(digest: Digest, range?: ByteRange): Promise<ReadableStream<Uint8Array>> {
+    try {
+      const object = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.#blobKey(digest),
+          Range: range ? `bytes=${range.start}-${range.end}` : undefined,
+        }),
+      );
+      if (!object.Body) throw new Error("GetObject returned no body");
+      return object.Body.transformToWebStream() as ReadableStream<Uint8Array>;
+    } catch (err) {
+      if (isNotFound(err)) {
+        throw new RegistryError("BLOB_UNKNOWN", "blob unknown to registry", { detail: { digest } });
+      }
+      if (errorName(err) === "InvalidRange") {
+        throw new RegistryError("RANGE_INVALID", "requested range not satisfiable", {
+          status: 416,
+        });
+      }
+      throw unavailable("GET blob", err);
+    }
+  }
+
+  async delete(digest: Digest): Promise<void> {
+    await this.#deleteKey(this.#blobKey(digest));
+  }
+
+  async *listBlobs(): AsyncIterable<BlobInfo & { modifiedAt: number }> {
+    const root = `${this.prefix}blobs/`;
+    for await (const object of this.#list(root)) {
+      const [algorithm, hex, extra] = object.key.slice(root.length).split("/");
+      const digest = `${algorithm}:${hex}`;
+      if (extra !== undefined || !looksLikeDigest(digest)) continue;
+      yield { digest: digest as Digest, size: object.size, modifiedAt: object.modifiedAt };
+    }
+  }
+
+  async rehash(digest: Digest): Promise<Digest> {
+    const { algorithm } = parseDigest(digest);
+    const hash = createHash(algorithm);
+    for await (const chunk of await this.read(digest)) hash.update(chunk);
+    return `${algorithm}:${hash.digest("hex")}` as Digest;
+  }
+
+  async quarantine(digest: Digest): Promise<void> {
+    const { algorithm, hex } = parseDigest(digest);
+    const info = await this.stat(digest);
+    if (!info) {
+      throw new RegistryError("BLOB_UNKNOWN", "blob unknown to registry", { detail: { digest } });
+    }
+    await this.#copy(
+      this.#blobKey(digest),
+      `${this.prefix}quarantine/${algorithm}-${hex}`,
+      info.size,
+    );
+    await this.delete(digest);
+  }
+
+  async startUpload(id: string): Promise<void> {
+    const hasher = await createSHA256();
+    hasher.init();
+    const now = Date.now();
+    await this.#writeState(id, {
+      v: 1,
+      size: 0,
+      startedAt: now,
+      modifiedAt: now,
+      hash: Buffer.from(hasher.save()).toString("base64"),
+      seq: 0,
+    });
+  }
+
+  async uploadState(id: string): Promise<UploadState> {
+    const state = await this.#readState(id);
+    return { size: state.size, modifiedAt: state.modifiedAt };
+  }
+
+  appendUpload(
+    id: string,
+    body: ReadableStream<Uint8Array>,
+    options: AppendOptions = {},
+  ): Promise<UploadState> {
+    return this.#sessions.run(id, async () => {
+      let state: SessionState;
+      try {
+        state = await this.#readState(id);
+      } catch (err) {
+        await body.cancel().catch(() => {});
+        throw err;
+      }
+      if (options.offset !== undefined && options.offset !== state.size) {
+        await body.cancel().catch(() => {});
+        throw new RegistryError("RANGE_INVALID", "chunk does not start where the upload ends", {
+          status: 416,
+          detail: { expected: state.size, got: options.offset },
+          headers: { Range: `0-${Math.max(state.size - 1, 0)}` },
+        });
+      }
+      const next = await new Append(this, id, state, options).run(body);
+      await this.#writeState(id, next);
+      if (state.tail && state.tail.key !== next.tail?.key) await this.#deleteKey(state.tail.key);
+      return { size: next.size, modifiedAt: next.modifiedAt };
+    });
+  }
+
+  commitUpload(id: string, digest: Digest): Promise<BlobInfo> {
+    return this.#sessions.run(id, async () => {
+      const { algorithm } = parseDigest(digest);
+      let state = await this.#readState(id);
+      const mismatch = (actual: string) =>
+        new RegistryError("DIGEST_INVALID", "provided digest did not match uploaded content", {
+          detail: { expected: digest, actual },
+        });
+      // SHA-256 is known from the saved state: a mismatch leaves the session untouched.
+      if (algorithm === "sha256") {
+        const actual = `sha256:${(await loadHasher(state.hash)).digest("hex")}`;
+        if (actual !== digest) throw mismatch(actual);
+      }
+      let source: string | null;
+      [state, source] = await this.#seal(id, state);
+      if (algorithm !== "sha256") {
+        const hash = createHash(algorithm);
+        if (source) { for await (const chunk of await this.#get(source)) hash.update(chunk); }
+        const actual = `${algorithm}:${hash.digest("hex")}`;
+        if (actual !== digest) throw mismatch(actual);
+      }
+      if (!await this.stat(digest)) {
+        if (source) await this.#copy(source, this.#blobKey(digest), state.size);
+        else await this.#put(this.#blobKey(digest), new Uint8Array(0));
+      }
+      await this.#removeSession(id, state);
+      return { digest, size: state.size };
+    });
+  }
+
+  cancelUpload(id: string): Promise<void> {
+    return this.#sessions.run(id, async () => {
+      let state: SessionState | undefined;
+      try {
+        state = await this.#readState(id);
+      } catch (err) {
+        if (!(err instanceof RegistryError && err.code === "BLOB_UPLOAD_UNKNOWN")) throw err;
+      }
+      await this.#removeSession(id, state);
+    });
+  }
+
+  async listUploads(): Promise<string[]> {
+    const root = `${this.prefix}uploads/`;
+    const ids: string[] = [];
+    for await (const object of this.#list(root)) {
+      const [id, name] = object.key.slice(root.length).split("/");
+      if (name === "state.json" && UPLOAD_ID.test(id)) ids.push(id);
+    }
+    return ids;
+  }
+
+  // ---- session internals (used by Append too) ----
+
+  /** Uploads one part of the session's multipart upload; returns its ETag. */
+  async uploadPart(key: string, uploadId: string, n: number, bytes: Uint8Array): Promise<string> {
+    try {
+      const out = await this.client.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: n,
+          Body: bytes,
+          ContentLength: bytes.length,
+        }),
+      );
+      if (!out.ETag) throw new Error("UploadPart returned no ETag");
+      return out.ETag;
+    } catch (err) {
+      throw unavailable("UploadPart", err);
+    }
+  }
+
+  /** Starts the multipart upload behind a session's `data` key. */
+  async createMultipart(id: string): Promise<string> {
+    try {
+      const out = await this.client.send(
+        new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.dataKey(id) }),
+      );
+      if (!out.UploadId) throw new Error("CreateMultipartUpload returned no UploadId");
+      return out.UploadId;
+    } catch (err) {
+      throw unavailable("CreateMultipartUpload", err);
+    }
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
+      );
+    } catch (err) {
+      if (!isNotFound(err)) throw unavailable("AbortMultipartUpload", err);
+    }
+  }
+
+  dataKey(id: string): string {
+    return `${this.#sessionPrefix(id)}data`;
+  }
+
+  tailKey(id: string, seq: number): string {
+    return `${this.#sessionPrefix(id)}tail-${seq}`;
+  }
+
+  get partSize(): number {
+    return this.#partSize;
+  }
+
+  get queueSize(): number {
+    return this.#queueSize;
+  }
+
+  /** Reads a whole (small) object into memory. */
+  async getBytes(key: string): Promise<Uint8Array> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return out.Body ? await out.Body.transformToByteArray() : new Uint8Array(0);
+    } catch (err) {
+      throw unavailable("GET upload tail", err);
+    }
+  }
+
+  /**
+   * Copies `size` bytes of `source` server-side into the multipart upload `uploadId` as its
+   * first parts (1 GiB each, the last one at least 5 MiB); returns them.
+   */
+  async copyParts(
+    source: string,
+    uploadId: string,
+    size: number,
+    target = source,
+  ): Promise<{ n: number; etag: string }[]> {
+    const copySource = `${this.bucket}/${source.split("/").map(encodeURIComponent).join("/")}`;
+    const parts: { n: number; etag: string }[] = [];
+    try {
+      for (let start = 0, n = 1; start < size; n++) {
+        let end = Math.min(start + COPY_PART, size);
+        if (size - end < MIN_PART) end = size;
+        const out = await this.client.send(
+          new UploadPartCopyCommand({
+            Bucket: this.bucket,
+            Key: target,
+            UploadId: uploadId,
+            PartNumber: n,
+            CopySource: copySource,
+            CopySourceRange: `bytes=${start}-${end - 1}`,
+          }),
+        );
+        parts.push({ n, etag: out.CopyPartResult?.ETag ?? "" });
+        start = end;
+      }
+    } catch (err) {
+      throw unavailable("UploadPartCopy", err);
+    }
+    return parts;
+  }
+
+  async putBytes(key: string, bytes: Uint8Array): Promise<void> {
+    await this.#put(key, bytes);
+  }
+
+  async deleteKey(key: string): Promise<void> {
+    await this.#deleteKey(key);
+  }
+
+  /**
+   * Makes the session's content one object and returns it with its key (null when empty):
+   * completes the multipart upload (the tail as its last part) into `data`, or takes the tail
+   * object as it is. Recorded in the state, so a retried commit does not complete twice.
+   */
+  async #seal(id: string, state: SessionState): Promise<[SessionState, string | null]> {
+    if (state.sealed) return [state, this.dataKey(id)];
+    if (!state.multipart) return [state, state.tail?.key ?? null];
+    const { uploadId } = state.multipart;
+    const parts = [...state.multipart.parts];
+    const key = this.dataKey(id);
+    if (state.tail) {
+      const n = parts.length + 1;
+      parts.push({
+        n,
+        etag: await this.uploadPart(key, uploadId, n, await this.getBytes(state.tail.key)),
+      });
+    }
+    try {
+      // Ceph RGW answers an empty ETag here: the response is not used.
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.n, ETag: p.etag })) },
+        }),
+      );
+    } catch (err) {
+      // Completed by an earlier try that died before it could record so.
+      if (!isNotFound(err) || (await this.#headSize(key)) !== state.size) {
+        throw unavailable("CompleteMultipartUpload", err);
+      }
+    }
+    const sealed: SessionState = { ...state, multipart: undefined, tail: undefined, sealed: true };
+    await this.#writeState(id, sealed);
+    if (state.tail) await this.#deleteKey(state.tail.key);
+    return [sealed, key];
+  }
+
+  /** Aborts the session's multipart uploads (recorded or orphaned) and deletes its objects. */
+  async #removeSession(id: string, state?: SessionState): Promise<void> {
+    const prefix = this.#sessionPrefix(id);
+    if (state?.multipart) await this.abortMultipart(this.dataKey(id), state.multipart.uploadId);
+    try {
+      // An append that died after CreateMultipartUpload leaves an upload no state names.
+      const out = await this.client.send(
+        new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix }),
+      );
+      for (const upload of out.Uploads ?? []) {
+        if (upload.Key && upload.UploadId) await this.abortMultipart(upload.Key, upload.UploadId);
+      }
+    } catch (err) {
+      throw unavailable("ListMultipartUploads", err);
+    }
+    const keys: string[] = [];
+    for await (const object of this.#list(prefix)) keys.push(object.key);
+    // state.json last: while it exists the session is still listed and can be cancelled again.
+    keys.sort((a, b) => Number(a.endsWith("/state.json")) - Number(b.endsWith("/state.json")));
+    for (const key of keys) await this.#deleteKey(key);
+  }
+
+  async #readState(id: string): Promise<SessionState> {
+    const key = `${this.#sessionPrefix(id)}state.json`;
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return JSON.parse(await out.Body!.transformToString()) as SessionState;
+    } catch (err) {
+      if (isNotFound(err)) throw uploadUnknown(id);
+      throw unavailable("GET upload state", err);
+    }
+  }
+
+  async #writeState(id: string, state: SessionState): Promise<void> {
+    const key = `${this.#sessionPrefix(id)}state.json`;
+    await this.#put(key, new TextEncoder().encode(JSON.stringify(state)));
+  }
+
+  async #put(key: string, bytes: Uint8Array): Promise<void> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: bytes,
+          ContentLength: bytes.length,
+        }),
+      );
+    } catch (err) {
+      throw unavailable("PUT object", err);
+    }
+  }
+
+  async #get(key: string): Promise<ReadableStream<Uint8Array>> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return out.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
+    } catch (err) {
+      throw unavailable("GET object", err);
+    }
+  }
+
+  async #headSize(key: string): Promise<number | null> {
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return head.ContentLength ?? 0;
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw unavailable("HEAD object", err);
+    }
+  }
+
+  async #deleteKey(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      if (!isNotFound(err)) throw unavailable("DELETE object", err);
+    }
+  }
+
+  /** Server-side copy; part by part above CopyObject's 5 GiB limit. */
+  async #copy(from: string, to: string, size: number): Promise<void> {
+    const source = `${this.bucket}/${from.split("/").map(encodeURIComponent).join("/")}`;
+    try {
+      if (size <= MAX_COPY) {
+        await this.client.send(
+          new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: source }),
+        );
+        return;
+      }
+      const created = await this.client.send(
+        new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: to }),
+      );
+      const uploadId = created.UploadId!;
+      try {
+        const parts = await this.copyParts(from, uploadId, size, to);
+        await this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: to,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.n, ETag: p.etag })) },
+          }),
+        );
+      } catch (err) {
+        await this.abortMultipart(to, uploadId).catch(() => {});
+        throw err;
+      }
+    } catch (err) {
+      throw unavailable("CopyObject", err);
+    }
+  }
+
+  async *#list(prefix: string): AsyncIterable<{ key: string; size: number; modifiedAt: number }> {
+    let token: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            ContinuationToken: token,
+          }),
+        );
+      } catch (err) {
+        throw unavailable("ListObjectsV2", err);
+      }
+      for (const object of out.Contents ?? []) {
+        if (!object.Key) continue;
+        yield {
+          key: object.Key,
+          size: object.Size ?? 0,
+          modifiedAt: object.LastModified?.getTime() ?? 0,
+        };
+      }
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+  }
+}
+
+/**
+ * One append to a session: fills `partSize` buffers from the body while hashing, uploads each
+ * full buffer as the next part (up to `queueSize` at once, so memory stays at about
+ * `(queueSize + 1) × partSize` whatever the blob size), and leaves what is left as a part
+ * (≥ 5 MiB) or as a new tail object. Returns the next state; on failure it undoes what it can
+ * (a multipart upload it created is aborted, a tail it wrote is deleted) and the persisted state
+ * is untouched, so parts it uploaded past the recorded ones are simply overwritten or left out
+ * of the completion.
+ */
+class Append {
+  #store: S3BlobStore;
+  #id: string;
+  #state: SessionState;
+  #options: AppendOptions;
+  #createdUpload?: string;
+  #newTail?: string;
+
+  constructor(store: S3BlobStore, id: string, state: SessionState, options: AppendOptions) {
+    this.#store = store;
+    this.#id = id;
+    this.#state = state;
+    this.#options = options;
+  }
+
+  async run(body: ReadableStream<Uint8Array>): Promise<SessionState> {
+    try {
+      return await this.#run(body);
+    } catch (err) {
+      if (this.#createdUpload) {
+        await this.#store.abortMultipart(this.#store.dataKey(this.#id), this.#createdUpload)
+          .catch(() => {});
+      }
+      if (this.#newTail) await this.#store.deleteKey(this.#newTail).catch(() => {});
+      throw err;
+    }
+  }
+
+  async #run(body: ReadableStream<Uint8Array>): Promise<SessionState> {
+    const store = this.#store;
+    const state = this.#state;
+    const hasher = await loadHasher(state.hash);
+    const partSize = store.partSize;
+    let multipart = state.multipart
+      ? { uploadId: state.multipart.uploadId, parts: [...state.multipart.parts] }
+      : undefined;
+    const inFlight: Promise<void>[] = [];
+    const key = store.dataKey(this.#id);
+
+    let buffer = new Uint8Array(partSize);
+    let filled = 0;
+    if (state.sealed && state.size >= MIN_PART) {
+      // A commit completed the upload and then failed its digest check: reopen it, the
+      // content so far copied server-side as the first parts of a new multipart upload.
+      this.#createdUpload = await store.createMultipart(this.#id);
+      multipart = {
+        uploadId: this.#createdUpload,
+        parts: await store.copyParts(key, this.#createdUpload, state.size),
+      };
+    } else if (state.sealed || state.tail) {
+      const tail = await store.getBytes(state.sealed ? key : state.tail!.key);
+      buffer.set(tail);
+      filled = tail.length;
+    }
+    const flush = async (bytes: Uint8Array) => {
+      if (!multipart) {
+        this.#createdUpload = await store.createMultipart(this.#id);
+        multipart = { uploadId: this.#createdUpload, parts: [] };
+      }
+      const n = multipart.parts.length + 1;
+      const part = { n, etag: "" };
+      multipart.parts.push(part);
+      const upload = multipart.uploadId;
+      if (inFlight.length >= store.queueSize) await inFlight.shift();
+      inFlight.push(
+        store.uploadPart(key, upload, n, bytes).then((etag) => {
+          part.etag = etag;
+        }),
+      );
+    };
+
+    const room = this.#options.limit === undefined ? Infinity : this.#options.limit - state.size;
+    let received = 0;
+    try {
+      for await (const chunk of body) {
+        received += chunk.length;
+        if (received > room) {
+          throw new RegistryError("SIZE_INVALID", "the upload exceeds the size allowed here", {
+            status: 413,
+          });
+        }
+        hasher.update(chunk);
+        let offset = 0;
+        while (offset < chunk.length) {
+          const n = Math.min(chunk.length - offset, partSize - filled);
+          buffer.set(chunk.subarray(offset, offset + n), filled);
+          filled += n;
+          offset += n;
+          if (filled === partSize) {
+            await flush(buffer);
+            buffer = new Uint8Array(partSize);
+            filled = 0;
+          }
+        }
+      }
+      const expected = this.#options.expectedLength;
+      if (expected !== undefined && received !== expected) {
+        throw new RegistryError("SIZE_INVALID", "body length differs from Content-Length", {
+          detail: { expected, got: received },
+        });
+      }
+      let tail: SessionState["tail"];
+      if (filled >= MIN_PART) {
+        await flush(buffer.subarray(0, filled));
+      } else if (filled > 0) {
+        const tailKey = store.tailKey(this.#id, state.seq + 1);
+        this.#newTail = tailKey;
+        await store.putBytes(tailKey, buffer.subarray(0, filled));
+        tail = { key: tailKey, size: filled };
+      }
+      await Promise.all(inFlight);
+      return {
+        ...state,
+        size: state.size + received,
+        modifiedAt: Date.now(),
+        hash: Buffer.from(hasher.save()).toString("base64"),
+        seq: state.seq + 1,
+        multipart,
+        tail,
+        sealed: undefined,
+      };
+    } finally {
+      // Never leave a part upload running past a failed append.
+      await Promise.allSettled(inFlight);
+    }
+  }
+}
+
+async function loadHasher(state: string): Promise<IHasher> {
+  const hasher = await createSHA256();
+  hasher.load(Buffer.from(state, "base64"));
+  return hasher;
+}
+
+function errorName(err: unknown): string {
+  return (err as { name?: string })?.name ?? "";
+}
+
+function isNotFound(err: unknown): boolean {
+  const name = errorName(err);
+  if (name === "NotFound" || name === "NoSuchKey" || name === "NoSuchUpload") return true;
+  return (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode === 404;
+}
+
+/** Any failure to talk to the bucket: 503, with the operation and the cause in the message. */
+function unavailable(operation: string, err: unknown): Error {
+  if (err instanceof RegistryError) return err;
+  const cause = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return new RegistryError(
+    "UNAVAILABLE",
+    `object storage unavailable: ${operation} failed (${cause})`,
+    {
+      status: 503,
+      cause: err,
+    },
+  );
+}
+
+function uploadUnknown(id: string): RegistryError {
+  return new RegistryError("BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry", {
+    detail: { id },
+  });
+}

@@ -1,0 +1,73 @@
+/**
+ * Runs the BlobStore contract against every implementation: the filesystem store always, the S3
+ * store against a throw-away Ceph RGW (skipped, with the reason, when Ceph is not installed).
+ * @module
+ */
+import { join } from "node:path";
+import { ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { FilesystemBlobStore } from "../src/storage/filesystem.ts";
+import { S3BlobStore } from "../src/storage/s3.ts";
+import { blobStoreContract } from "./blob_store_contract.ts";
+import { cephMissing, startCephRgw } from "./ceph_rgw.ts";
+
+Deno.test("BlobStore contract: filesystem", async (t) => {
+  const root = await Deno.makeTempDir({ prefix: "wharf-fs-contract-" });
+  try {
+    await blobStoreContract(t, {
+      open: () => FilesystemBlobStore.open(root),
+      close: () => {},
+      memory: { kind: "filesystem", root },
+      async leftovers(id) {
+        const found: string[] = [];
+        for await (const entry of Deno.readDir(join(root, "uploads"))) {
+          if (entry.name.includes(id)) found.push(entry.name);
+        }
+        return found;
+      },
+    });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+const missing = cephMissing();
+if (missing) console.warn(`skipping "BlobStore contract: S3 (Ceph RGW)": ${missing}`);
+
+Deno.test({
+  name: "BlobStore contract: S3 (Ceph RGW)",
+  ignore: missing !== null,
+  // The SDK keeps pooled sockets and timers alive between requests.
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const rgw = await startCephRgw();
+    try {
+      const options = { ...(await rgw.bucket("contract")), partSize: 5 * (1 << 20) };
+      const probe = new S3BlobStore(options);
+      try {
+        await blobStoreContract(t, {
+          open: () => Promise.resolve(new S3BlobStore(options)),
+          close: (store) => (store as S3BlobStore).close(),
+          memory: { kind: "s3", options },
+          async leftovers(id) {
+            const prefix = `contract/uploads/${id}/`;
+            const objects = await probe.client.send(
+              new ListObjectsV2Command({ Bucket: options.bucket, Prefix: prefix }),
+            );
+            const uploads = await probe.client.send(
+              new ListMultipartUploadsCommand({ Bucket: options.bucket, Prefix: prefix }),
+            );
+            return [
+              ...(objects.Contents ?? []).map((o) => `object ${o.Key}`),
+              ...(uploads.Uploads ?? []).map((u) => `multipart ${u.Key} ${u.UploadId}`),
+            ];
+          },
+        });
+      } finally {
+        probe.close();
+      }
+    } finally {
+      await rgw.stop();
+    }
+  },
+});
