@@ -73,7 +73,7 @@ if (skip) {
   try {
     const pg = await PostgresMetadataStore.open(cluster.url, { maxConnections: 16 });
     rows.push(...await bench("postgresql", pg));
-    await pg.closeAsync();
+    await pg.close();
   } finally {
     await cluster.stop();
   }

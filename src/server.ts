@@ -99,7 +99,7 @@ export async function startServer(
       await sync.close();
       if (!await drained) logger.warn("uploads still running after the drain period; cut off");
       await server.shutdown();
-      wharf.close();
+      await wharf.close();
       await Deno.remove(pidFile).catch(() => {});
       logger.info("stopped");
     },

@@ -30,7 +30,7 @@ export interface Wharf {
   gc(options?: { dryRun?: boolean }): Promise<GcReport>;
   /** Starts the `gc.schedule` job, if any; returns a function that stops it. */
   scheduleGc(): () => void;
-  close(): void;
+  close(): Promise<void>;
 }
 
 /** Opens the stores and plugins named by `config`. */
@@ -92,8 +92,8 @@ export async function openWharf(config: Config, log: Logger): Promise<Wharf> {
       });
       return () => job.stop();
     },
-    close() {
-      metadata.close();
+    async close() {
+      await metadata.close();
       plugins.store.close();
     },
   };

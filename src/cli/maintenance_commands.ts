@@ -91,7 +91,7 @@ async function withWharf(options: MaintenanceOptions, run: (wharf: Wharf) => Pro
   try {
     await run(wharf);
   } finally {
-    wharf.close();
+    await wharf.close();
   }
 }
 

@@ -135,6 +135,6 @@ export interface MetadataStore {
   /** Total size of the blobs linked to a repository. */
   repositorySize(repository: string): Promise<number>;
 
-  /** Closes the database. */
-  close(): void;
+  /** Closes the database once queries in flight are done. */
+  close(): Promise<void>;
 }

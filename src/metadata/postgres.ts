@@ -133,7 +133,7 @@ const ATTEMPTS = 5;
  * ```ts
  * const metadata = await PostgresMetadataStore.open("postgres://wharf@db/wharf");
  * await metadata.resolveTag("library/alpine", "latest");
- * await metadata.closeAsync();
+ * await metadata.close();
  * ```
  */
 export class PostgresMetadataStore implements MetadataStore {
@@ -611,16 +611,8 @@ export class PostgresMetadataStore implements MetadataStore {
     return Number(row?.total ?? 0);
   }
 
-  /**
-   * Starts closing the pool and returns at once (the interface's `close` is synchronous);
-   * await {@link closeAsync} to know the connections are gone.
-   */
-  close(): void {
-    void this.closeAsync();
-  }
-
   /** Lets queries in flight finish (up to 5 s), then closes every connection. */
-  closeAsync(): Promise<void> {
+  close(): Promise<void> {
     this.#closing ??= this.#sql.end({ timeout: 5 }).catch(() => {});
     return this.#closing;
   }

@@ -50,7 +50,7 @@ Deno.test({
         (t) =>
           runMetadataStoreContract(t, async (): Promise<StoreHandle> => {
             const store = await open();
-            return { store, dispose: () => store.closeAsync() };
+            return { store, dispose: () => store.close() };
           }),
       );
 
@@ -68,9 +68,9 @@ Deno.test({
           // Re-opening finds nothing to do.
           const again = await open(url);
           assertEquals(await again.schemaVersion(), POSTGRES_MIGRATIONS.length);
-          await again.closeAsync();
+          await again.close();
         } finally {
-          await Promise.all(stores.map((s) => s.closeAsync()));
+          await Promise.all(stores.map((s) => s.close()));
         }
       });
 
@@ -97,8 +97,8 @@ Deno.test({
           }
           assertEquals((await a.listTags("race", { limit: 10 })).items, ["latest"]);
         } finally {
-          await a.closeAsync();
-          await b.closeAsync();
+          await a.close();
+          await b.close();
         }
       });
 
@@ -127,8 +127,8 @@ Deno.test({
             }
           }
         } finally {
-          await pusher.closeAsync();
-          await collector.closeAsync();
+          await pusher.close();
+          await collector.close();
         }
       });
 
@@ -161,7 +161,7 @@ Deno.test({
           assertEquals(await store.getManifest("slow", d("2")), null);
         } finally {
           await blocker.end();
-          await store.closeAsync();
+          await store.close();
         }
       });
 
@@ -171,7 +171,7 @@ Deno.test({
         listener.close();
         const err = await PostgresMetadataStore.open(`postgres://postgres@127.0.0.1:${port}/x`, {
           connectTimeoutSeconds: 2,
-        }).then((s) => s.closeAsync(), (e) => e);
+        }).then((s) => s.close(), (e) => e);
         assertOk(err instanceof RegistryError, `expected RegistryError, got ${err}`);
         assertEquals(err.code, "UNAVAILABLE");
         assertEquals(err.status, 503);
@@ -188,7 +188,7 @@ Deno.test({
           assertEquals(err.code, "UNAVAILABLE");
           assertEquals(err.status, 503);
         } finally {
-          await store.closeAsync();
+          await store.close();
         }
       });
     } finally {

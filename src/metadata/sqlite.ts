@@ -548,8 +548,9 @@ export class SqliteMetadataStore implements MetadataStore {
     return Promise.resolve(Number(row?.total ?? 0));
   }
 
-  close(): void {
+  close(): Promise<void> {
     this.#db.close();
+    return Promise.resolve();
   }
 }
 
