@@ -63,11 +63,18 @@ export async function startRegistry(options: StartOptions = {}): Promise<TestReg
     rejectUrl = reject;
   });
   const decoder = new TextDecoder();
+  let listening = false;
   const pump = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream) {
       output += decoder.decode(chunk, { stream: true });
+      // Only until the server listens: scanning the whole growing log on every chunk costs the
+      // test (or benchmark) process time that grows with the square of the log.
+      if (listening) continue;
       const match = output.match(/"msg":"listening"[^\n]*"url":"([^"]+)"/);
-      if (match) resolveUrl(match[1]);
+      if (match) {
+        listening = true;
+        resolveUrl(match[1]);
+      }
     }
   };
   const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
