@@ -17,6 +17,10 @@ import { createRegistry, type Registry } from "./registry/registry.ts";
 import type { RetentionRule } from "./registry/retention.ts";
 import type { UploadLimits } from "./registry/uploads.ts";
 import { FilesystemBlobStore } from "./storage/filesystem.ts";
+import { S3BlobStore } from "./storage/s3.ts";
+import type { BlobStore } from "./storage/blob_store.ts";
+import { PostgresMetadataStore } from "./metadata/postgres.ts";
+import type { MetadataStore } from "./metadata/metadata_store.ts";
 import { metrics } from "./observability/metrics.ts";
 
 /** An opened Wharf. */
@@ -37,10 +41,8 @@ export interface Wharf {
 export async function openWharf(config: Config, log: Logger): Promise<Wharf> {
   const dataDir = resolve(config.data);
   await Deno.mkdir(dataDir, { recursive: true });
-  const store = await FilesystemBlobStore.open(resolve(config.storage.path ?? dataDir));
-  const metadata = SqliteMetadataStore.open(
-    resolve(config.metadata.path ?? join(dataDir, "wharf.db")),
-  );
+  const store = await openBlobStore(config.storage, dataDir);
+  const metadata = await openMetadataStore(config.metadata, dataDir);
   const plugins = new PluginHost(new PluginStore(join(dataDir, "plugins.db")), log);
   const registry = createRegistry(store, metadata, {
     automaticMount: config.registry.automaticMount,
@@ -94,9 +96,46 @@ export async function openWharf(config: Config, log: Logger): Promise<Wharf> {
     },
     async close() {
       await metadata.close();
+      if (store instanceof S3BlobStore) store.close();
       plugins.store.close();
     },
   };
+}
+
+/** The blob store the `storage` section names. */
+async function openBlobStore(storage: Config["storage"], dataDir: string): Promise<BlobStore> {
+  if (storage.driver === "filesystem") {
+    return await FilesystemBlobStore.open(resolve(storage.path ?? dataDir));
+  }
+  const env = (name: string | undefined) => name === undefined ? undefined : Deno.env.get(name);
+  const accessKeyId = storage.credentials?.accessKeyId ?? env(storage.credentials?.accessKeyIdEnv);
+  const secretAccessKey = storage.credentials?.secretAccessKey ??
+    env(storage.credentials?.secretAccessKeyEnv);
+  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+    throw new Error("storage.credentials: give both the access key id and the secret key");
+  }
+  return new S3BlobStore({
+    endpoint: storage.endpoint,
+    bucket: storage.bucket,
+    region: storage.region,
+    prefix: storage.prefix,
+    forcePathStyle: storage.forcePathStyle,
+    credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
+    partSize: storage.partSize,
+  });
+}
+
+/** The metadata store the `metadata` section names (migrations applied). */
+async function openMetadataStore(
+  metadata: Config["metadata"],
+  dataDir: string,
+): Promise<MetadataStore> {
+  if (metadata.driver === "sqlite") {
+    return SqliteMetadataStore.open(resolve(metadata.path ?? join(dataDir, "wharf.db")));
+  }
+  const url = metadata.url ?? Deno.env.get(metadata.urlEnv!);
+  if (!url) throw new Error(`metadata.urlEnv: ${metadata.urlEnv} is not set`);
+  return await PostgresMetadataStore.open(url);
 }
 
 function limitsOf(config: Config): (repository: string) => UploadLimits {

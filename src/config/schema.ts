@@ -34,22 +34,74 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
 
 const cron = z.string().min(1);
 
+/** A `driver`-discriminated section whose driver defaults to `driver` when omitted. */
+function withDefaultDriver<T extends z.ZodType>(driver: string, schema: T) {
+  return z.preprocess(
+    (value) =>
+      value === undefined
+        ? { driver }
+        : typeof value === "object" && value !== null && !("driver" in value)
+        ? { driver, ...value }
+        : value,
+    schema,
+  );
+}
+
 /** Schema of the whole configuration file. Unknown keys are errors, so typos are caught. */
 export const ConfigSchema = z.strictObject({
   /** Address to listen on. */
   listen: listen.default("0.0.0.0:5000"),
   /** Directory for blobs and, by default, the SQLite database. */
   data: z.string().min(1).default("./data"),
-  storage: z.strictObject({
-    driver: z.literal("filesystem").default("filesystem"),
-    /** Blob directory; defaults to the data directory. */
-    path: z.string().min(1).optional(),
-  }).prefault({}),
-  metadata: z.strictObject({
-    driver: z.literal("sqlite").default("sqlite"),
-    /** SQLite file; defaults to `<data>/wharf.db`. */
-    path: z.string().min(1).optional(),
-  }).prefault({}),
+  /** Where blob bytes live: a local directory (default) or an S3-compatible bucket. */
+  storage: withDefaultDriver(
+    "filesystem",
+    z.discriminatedUnion("driver", [
+      z.strictObject({
+        driver: z.literal("filesystem"),
+        /** Blob directory; defaults to the data directory. */
+        path: z.string().min(1).optional(),
+      }),
+      z.strictObject({
+        driver: z.literal("s3"),
+        /** Endpoint URL (`http://127.0.0.1:7480` for Ceph RGW, MinIO…); AWS when absent. */
+        endpoint: z.url().optional(),
+        bucket: z.string().min(3),
+        region: z.string().min(1).default("us-east-1"),
+        /** Key prefix inside the bucket. */
+        prefix: z.string().default(""),
+        forcePathStyle: z.boolean().default(true),
+        /** Inline keys, or the names of environment variables holding them; else the SDK chain. */
+        credentials: z.strictObject({
+          accessKeyId: z.string().optional(),
+          secretAccessKey: z.string().optional(),
+          accessKeyIdEnv: z.string().optional(),
+          secretAccessKeyEnv: z.string().optional(),
+        }).optional(),
+        /** Multipart part size (at least 5 MiB). */
+        partSize: size.optional(),
+      }),
+    ]),
+  ),
+  /** Where names live: SQLite in the data directory (default) or PostgreSQL. */
+  metadata: withDefaultDriver(
+    "sqlite",
+    z.discriminatedUnion("driver", [
+      z.strictObject({
+        driver: z.literal("sqlite"),
+        /** SQLite file; defaults to `<data>/wharf.db`. */
+        path: z.string().min(1).optional(),
+      }),
+      z.strictObject({
+        driver: z.literal("postgres"),
+        /** `postgres://user:password@host:port/database`, or the name of a variable holding it. */
+        url: z.string().min(1).optional(),
+        urlEnv: z.string().min(1).optional(),
+      }).refine((m) => (m.url === undefined) !== (m.urlEnv === undefined), {
+        message: "set exactly one of url and urlEnv",
+      }),
+    ]),
+  ),
   registry: z.strictObject({
     /** Mount blobs from any readable repository when a client names none (`mount` without `from`). */
     automaticMount: z.boolean().default(true),
