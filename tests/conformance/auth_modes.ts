@@ -9,6 +9,8 @@
 import { join } from "node:path";
 import bcrypt from "bcryptjs";
 import { startRegistry, type TestRegistry } from "../harness.ts";
+import { postgresUnavailableReason, startPostgres } from "../postgres.ts";
+import { cephMissing, startCephRgw } from "../ceph_rgw.ts";
 import { type AuthMode, type Client, createClient, expectStatus } from "./http.ts";
 
 export type { AuthMode } from "./http.ts";
@@ -25,8 +27,24 @@ export interface ConformanceTarget {
   close(): Promise<void>;
 }
 
+/**
+ * Where the registry keeps its data: the embedded stores (SQLite + a directory), or PostgreSQL
+ * + an S3 bucket on Ceph RGW, both started for the run.
+ */
+export type Backend = "embedded" | "scaleout";
+
+/** Why the PostgreSQL + S3 runs cannot happen here, or null. */
+export const SCALEOUT_UNAVAILABLE = postgresUnavailableReason() ?? cephMissing();
+if (SCALEOUT_UNAVAILABLE) {
+  console.warn(`conformance on PostgreSQL + S3 skipped — ${SCALEOUT_UNAVAILABLE}`);
+}
+
 /** Starts a fresh registry configured for `mode`, and a client for it. */
-export async function startConformanceRegistry(mode: AuthMode): Promise<ConformanceTarget> {
+export async function startConformanceRegistry(
+  mode: AuthMode,
+  backend: Backend = "embedded",
+): Promise<ConformanceTarget> {
+  if (backend === "scaleout") return await startScaleoutRegistry();
   if (mode === "none") {
     const registry = await startRegistry();
     return { registry, client: createClient(registry.url), close: () => registry.close() };
@@ -78,4 +96,44 @@ export async function startConformanceRegistry(mode: AuthMode): Promise<Conforma
     throw err;
   }
   return target;
+}
+
+/** An unauthenticated registry on a fresh PostgreSQL database and S3 bucket. */
+async function startScaleoutRegistry(): Promise<ConformanceTarget> {
+  const postgres = await startPostgres();
+  const rgw = await startCephRgw().catch(async (err) => {
+    await postgres.stop();
+    throw err;
+  });
+  try {
+    const bucket = await rgw.bucket("conformance");
+    const registry = await startRegistry({
+      config: {
+        storage: {
+          driver: "s3",
+          endpoint: bucket.endpoint,
+          bucket: bucket.bucket,
+          region: bucket.region,
+          credentials: {
+            accessKeyId: bucket.credentials!.accessKeyId,
+            secretAccessKey: bucket.credentials!.secretAccessKey,
+          },
+        },
+        metadata: { driver: "postgres", url: postgres.url },
+      },
+    });
+    return {
+      registry,
+      client: createClient(registry.url),
+      async close() {
+        await registry.close();
+        await rgw.stop();
+        await postgres.stop();
+      },
+    };
+  } catch (err) {
+    await rgw.stop();
+    await postgres.stop();
+    throw err;
+  }
 }

@@ -4,7 +4,13 @@
  * `g.Specify`, in the suite's order, against a real Wharf process.
  * @module
  */
-import { AUTH_MODES, type AuthMode, startConformanceRegistry } from "./auth_modes.ts";
+import {
+  AUTH_MODES,
+  type AuthMode,
+  type Backend,
+  SCALEOUT_UNAVAILABLE,
+  startConformanceRegistry,
+} from "./auth_modes.ts";
 import { assertEquals, assertOk } from "../assert.ts";
 import {
   artifactTypeFilter,
@@ -109,8 +115,12 @@ function expectAnnotations(index: IndexBody): void {
   }
 }
 
-async function discoveryWorkflow(t: Deno.TestContext, mode: AuthMode) {
-  const { client, close } = await startConformanceRegistry(mode);
+async function discoveryWorkflow(
+  t: Deno.TestContext,
+  mode: AuthMode,
+  backend: Backend = "embedded",
+) {
+  const { client, close } = await startConformanceRegistry(mode, backend);
   let numTags = 4;
   let tagList: string[] = [];
 
@@ -407,3 +417,8 @@ async function discoveryWorkflow(t: Deno.TestContext, mode: AuthMode) {
 for (const mode of AUTH_MODES) {
   Deno.test(`conformance (${mode}): Content Discovery`, (t) => discoveryWorkflow(t, mode));
 }
+Deno.test({
+  name: "conformance (none, PostgreSQL + S3): Content Discovery",
+  ignore: SCALEOUT_UNAVAILABLE !== null,
+  fn: (t) => discoveryWorkflow(t, "none", "scaleout"),
+});

@@ -4,7 +4,13 @@
  * `g.Specify`, in the suite's order, against a real Wharf process.
  * @module
  */
-import { AUTH_MODES, type AuthMode, startConformanceRegistry } from "./auth_modes.ts";
+import {
+  AUTH_MODES,
+  type AuthMode,
+  type Backend,
+  SCALEOUT_UNAVAILABLE,
+  startConformanceRegistry,
+} from "./auth_modes.ts";
 import { assertEquals, assertOk } from "../assert.ts";
 import {
   configs,
@@ -39,8 +45,12 @@ interface TagListBody {
   tags?: string[] | null;
 }
 
-async function managementWorkflow(t: Deno.TestContext, mode: AuthMode) {
-  const { client, close } = await startConformanceRegistry(mode);
+async function managementWorkflow(
+  t: Deno.TestContext,
+  mode: AuthMode,
+  backend: Backend = "embedded",
+) {
+  const { client, close } = await startConformanceRegistry(mode, backend);
   let tagToDelete = "";
   let numTags = 0;
   let blobDeleteAllowed = true;
@@ -166,3 +176,8 @@ async function managementWorkflow(t: Deno.TestContext, mode: AuthMode) {
 for (const mode of AUTH_MODES) {
   Deno.test(`conformance (${mode}): Content Management`, (t) => managementWorkflow(t, mode));
 }
+Deno.test({
+  name: "conformance (none, PostgreSQL + S3): Content Management",
+  ignore: SCALEOUT_UNAVAILABLE !== null,
+  fn: (t) => managementWorkflow(t, "none", "scaleout"),
+});

@@ -3,7 +3,13 @@
  * one step per `g.Specify`, in the suite's order, against a real Wharf process.
  * @module
  */
-import { AUTH_MODES, type AuthMode, startConformanceRegistry } from "./auth_modes.ts";
+import {
+  AUTH_MODES,
+  type AuthMode,
+  type Backend,
+  SCALEOUT_UNAVAILABLE,
+  startConformanceRegistry,
+} from "./auth_modes.ts";
 import { assertOk } from "../assert.ts";
 import {
   configs,
@@ -38,8 +44,8 @@ const BLOB_DELETED: StatusMatcher[] = settings.deletesEnabled
   ? [SUCCESS, 404]
   : [SUCCESS, 404, 405];
 
-async function pullWorkflow(t: Deno.TestContext, mode: AuthMode) {
-  const { client, close } = await startConformanceRegistry(mode);
+async function pullWorkflow(t: Deno.TestContext, mode: AuthMode, backend: Backend = "embedded") {
+  const { client, close } = await startConformanceRegistry(mode, backend);
   let tag = "";
 
   const pushBlob = async (blob: { content: Uint8Array<ArrayBuffer>; digest: string }) => {
@@ -256,3 +262,8 @@ async function pullWorkflow(t: Deno.TestContext, mode: AuthMode) {
 for (const mode of AUTH_MODES) {
   Deno.test(`conformance (${mode}): Pull`, (t) => pullWorkflow(t, mode));
 }
+Deno.test({
+  name: "conformance (none, PostgreSQL + S3): Pull",
+  ignore: SCALEOUT_UNAVAILABLE !== null,
+  fn: (t) => pullWorkflow(t, "none", "scaleout"),
+});

@@ -3,7 +3,13 @@
  * one step per `g.Specify`, in the suite's order, against a real Wharf process.
  * @module
  */
-import { AUTH_MODES, type AuthMode, startConformanceRegistry } from "./auth_modes.ts";
+import {
+  AUTH_MODES,
+  type AuthMode,
+  type Backend,
+  SCALEOUT_UNAVAILABLE,
+  startConformanceRegistry,
+} from "./auth_modes.ts";
 import { assertEquals, assertOk } from "../assert.ts";
 import {
   chunked,
@@ -45,8 +51,8 @@ const BLOB_DELETED: StatusMatcher[] = settings.deletesEnabled
   ? [SUCCESS, 404]
   : [SUCCESS, 404, 405];
 
-async function pushWorkflow(t: Deno.TestContext, mode: AuthMode) {
-  const { client, close } = await startConformanceRegistry(mode);
+async function pushWorkflow(t: Deno.TestContext, mode: AuthMode, backend: Backend = "embedded") {
+  const { client, close } = await startConformanceRegistry(mode, backend);
   let lastResponse: Reply | undefined;
   let prevResponse: Reply | undefined;
   let emptyLayerManifestRef = "";
@@ -423,3 +429,8 @@ async function pushWorkflow(t: Deno.TestContext, mode: AuthMode) {
 for (const mode of AUTH_MODES) {
   Deno.test(`conformance (${mode}): Push`, (t) => pushWorkflow(t, mode));
 }
+Deno.test({
+  name: "conformance (none, PostgreSQL + S3): Push",
+  ignore: SCALEOUT_UNAVAILABLE !== null,
+  fn: (t) => pushWorkflow(t, "none", "scaleout"),
+});
