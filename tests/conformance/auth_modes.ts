@@ -98,6 +98,24 @@ export async function startConformanceRegistry(
   return target;
 }
 
+/**
+ * Registers a workflow as one test per auth mode on the embedded stores, plus one without auth
+ * on PostgreSQL + S3.
+ */
+export function registerWorkflow(
+  title: string,
+  workflow: (t: Deno.TestContext, mode: AuthMode, backend?: Backend) => Promise<void>,
+): void {
+  for (const mode of AUTH_MODES) {
+    Deno.test(`conformance (${mode}): ${title}`, (t) => workflow(t, mode));
+  }
+  Deno.test({
+    name: `conformance (none, PostgreSQL + S3): ${title}`,
+    ignore: SCALEOUT_UNAVAILABLE !== null,
+    fn: (t) => workflow(t, "none", "scaleout"),
+  });
+}
+
 /** An unauthenticated registry on a fresh PostgreSQL database and S3 bucket. */
 async function startScaleoutRegistry(): Promise<ConformanceTarget> {
   const postgres = await startPostgres();

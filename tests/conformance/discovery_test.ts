@@ -5,10 +5,9 @@
  * @module
  */
 import {
-  AUTH_MODES,
   type AuthMode,
   type Backend,
-  SCALEOUT_UNAVAILABLE,
+  registerWorkflow,
   startConformanceRegistry,
 } from "./auth_modes.ts";
 import { assertEquals, assertOk } from "../assert.ts";
@@ -414,11 +413,4 @@ async function discoveryWorkflow(
   }
 }
 
-for (const mode of AUTH_MODES) {
-  Deno.test(`conformance (${mode}): Content Discovery`, (t) => discoveryWorkflow(t, mode));
-}
-Deno.test({
-  name: "conformance (none, PostgreSQL + S3): Content Discovery",
-  ignore: SCALEOUT_UNAVAILABLE !== null,
-  fn: (t) => discoveryWorkflow(t, "none", "scaleout"),
-});
+registerWorkflow("Content Discovery", discoveryWorkflow);

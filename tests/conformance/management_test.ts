@@ -5,10 +5,9 @@
  * @module
  */
 import {
-  AUTH_MODES,
   type AuthMode,
   type Backend,
-  SCALEOUT_UNAVAILABLE,
+  registerWorkflow,
   startConformanceRegistry,
 } from "./auth_modes.ts";
 import { assertEquals, assertOk } from "../assert.ts";
@@ -173,11 +172,4 @@ async function managementWorkflow(
   }
 }
 
-for (const mode of AUTH_MODES) {
-  Deno.test(`conformance (${mode}): Content Management`, (t) => managementWorkflow(t, mode));
-}
-Deno.test({
-  name: "conformance (none, PostgreSQL + S3): Content Management",
-  ignore: SCALEOUT_UNAVAILABLE !== null,
-  fn: (t) => managementWorkflow(t, "none", "scaleout"),
-});
+registerWorkflow("Content Management", managementWorkflow);

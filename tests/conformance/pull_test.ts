@@ -4,10 +4,9 @@
  * @module
  */
 import {
-  AUTH_MODES,
   type AuthMode,
   type Backend,
-  SCALEOUT_UNAVAILABLE,
+  registerWorkflow,
   startConformanceRegistry,
 } from "./auth_modes.ts";
 import { assertOk } from "../assert.ts";
@@ -259,11 +258,4 @@ async function pullWorkflow(t: Deno.TestContext, mode: AuthMode, backend: Backen
   }
 }
 
-for (const mode of AUTH_MODES) {
-  Deno.test(`conformance (${mode}): Pull`, (t) => pullWorkflow(t, mode));
-}
-Deno.test({
-  name: "conformance (none, PostgreSQL + S3): Pull",
-  ignore: SCALEOUT_UNAVAILABLE !== null,
-  fn: (t) => pullWorkflow(t, "none", "scaleout"),
-});
+registerWorkflow("Pull", pullWorkflow);

@@ -4,10 +4,9 @@
  * @module
  */
 import {
-  AUTH_MODES,
   type AuthMode,
   type Backend,
-  SCALEOUT_UNAVAILABLE,
+  registerWorkflow,
   startConformanceRegistry,
 } from "./auth_modes.ts";
 import { assertEquals, assertOk } from "../assert.ts";
@@ -426,11 +425,4 @@ async function pushWorkflow(t: Deno.TestContext, mode: AuthMode, backend: Backen
   }
 }
 
-for (const mode of AUTH_MODES) {
-  Deno.test(`conformance (${mode}): Push`, (t) => pushWorkflow(t, mode));
-}
-Deno.test({
-  name: "conformance (none, PostgreSQL + S3): Push",
-  ignore: SCALEOUT_UNAVAILABLE !== null,
-  fn: (t) => pushWorkflow(t, "none", "scaleout"),
-});
+registerWorkflow("Push", pushWorkflow);
