@@ -6,10 +6,8 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertOk } from "./assert.ts";
-import { startRegistry, type TestRegistry } from "./harness.ts";
+import { runWharf, startRegistry, type TestRegistry } from "./harness.ts";
 import { pushBlob, pushImage, randomBytes, sha256 } from "./oci_client.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /** Checks every repository, tag, manifest and referenced blob of a registry. */
 async function assertConsistent(registry: TestRegistry): Promise<number> {
@@ -31,11 +29,8 @@ async function assertConsistent(registry: TestRegistry): Promise<number> {
       images++;
     }
   }
-  const scrub = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "scrub", "--report-only", "--force", "-d", registry.dataDir],
-    stdout: "piped",
-  }).output();
-  assertEquals(scrub.code, 0, new TextDecoder().decode(scrub.stdout));
+  const scrub = await runWharf(["scrub", "--report-only", "--force", "-d", registry.dataDir]);
+  assertEquals(scrub.code, 0, scrub.stdout);
   return images;
 }
 

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
-import { startRegistry } from "./harness.ts";
+import { runWharf, startRegistry } from "./harness.ts";
 import {
   descriptor,
   errorCode,
@@ -16,21 +16,7 @@ import {
   sha256,
 } from "./oci_client.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-
-async function wharf(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
 
 function blobFile(dataDir: string, digest: string): string {
   const hex = digest.slice("sha256:".length);
@@ -123,7 +109,7 @@ Deno.test("gc: untagged images go with their signatures and referrers; shared co
     assertEquals(await status(`${base}/v2/gc/app/manifests/a`, { method: "DELETE" }), 202);
     await registry.close({ keepData: true });
 
-    const dry = await wharf([
+    const dry = await runWharf([
       "gc",
       "--dry-run",
       "--json",
@@ -140,7 +126,7 @@ Deno.test("gc: untagged images go with their signatures and referrers; shared co
     assertEquals(plannedDigests, [a.digest, b.digest, imageA.digest, sigA, refA].sort());
     assertOk(await exists(blobFile(dataDir, a.layers[0])), "a dry run removes nothing");
 
-    const run = await wharf([
+    const run = await runWharf([
       "gc",
       "--json",
       "-d",
@@ -290,7 +276,7 @@ Deno.test("retention keeps the newest tags; limits refuse oversized uploads and 
     await registry.close({ keepData: true });
   }
   try {
-    const gc = await wharf([
+    const gc = await runWharf([
       "gc",
       "--json",
       "-d",
@@ -324,10 +310,10 @@ Deno.test("scrub finds and quarantines a corrupted blob", async () => {
     const bytes = await Deno.readFile(file);
     bytes[100] ^= 0xff;
     await Deno.writeFile(file, bytes);
-    const refused = await wharf(["scrub", "-d", dataDir, "--report-only"]);
+    const refused = await runWharf(["scrub", "-d", dataDir, "--report-only"]);
     assertEquals(refused.code, 2);
     assertMatch(refused.stdout, new RegExp(`${bad} has content sha256:`));
-    const scrubbed = await wharf(["scrub", "-d", dataDir]);
+    const scrubbed = await runWharf(["scrub", "-d", dataDir]);
     assertEquals(scrubbed.code, 2);
     assertMatch(scrubbed.stdout, /1 corrupt/);
     assertOk(await exists(join(dataDir, "quarantine", bad.replace(":", "-"))));
@@ -338,7 +324,7 @@ Deno.test("scrub finds and quarantines a corrupted blob", async () => {
     } finally {
       await again.close({ keepData: true });
     }
-    const clean = await wharf(["scrub", "-d", dataDir]);
+    const clean = await runWharf(["scrub", "-d", dataDir]);
     assertEquals(clean.code, 0);
   } finally {
     await Deno.remove(dataDir, { recursive: true });

@@ -119,17 +119,37 @@ export async function startRegistry(options: StartOptions = {}): Promise<TestReg
   };
 }
 
+/** What a `wharf` command printed, and its exit code. */
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI (`main.ts`) with `args` in a process of its own. */
+export async function runWharf(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CommandResult> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
 /** Writes `<dir>/htpasswd` with bcrypt entries made by `wharf user add`; returns its path. */
 export async function writeHtpasswd(dir: string, users: Record<string, string>): Promise<string> {
   const path = join(dir, "htpasswd");
   for (const [user, password] of Object.entries(users)) {
-    const add = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "user", "add", user, "-f", path],
-      env: { WHARF_PASSWORD: password },
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (!add.success) throw new Error(new TextDecoder().decode(add.stderr));
+    const add = await runWharf(["user", "add", user, "-f", path], { WHARF_PASSWORD: password });
+    if (add.code !== 0) throw new Error(add.stderr);
   }
   return path;
 }

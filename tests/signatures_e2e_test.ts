@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
-import { startRegistry, writeHtpasswd } from "./harness.ts";
+import { runWharf, startRegistry, writeHtpasswd } from "./harness.ts";
 import { initLayout, tagLayout, writeImage } from "./oci_layout.ts";
 
 const SKOPEO = Deno.env.get("SKOPEO_SIGSTORE") ??
@@ -126,23 +126,16 @@ Deno.test({
         assertEquals(await artifacts("prod/unsigned"), []);
 
         // The CLI shows the same as the API.
-        const cli = await new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            "-A",
-            new URL("../main.ts", import.meta.url).pathname,
-            "artifacts",
-            `${host}/prod/signed:v1`,
-            "-u",
-            "reader",
-            "-p",
-            "reader-pw",
-          ],
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        const shown = new TextDecoder().decode(cli.stdout);
-        assertEquals(cli.code, 0, new TextDecoder().decode(cli.stderr));
+        const cli = await runWharf([
+          "artifacts",
+          `${host}/prod/signed:v1`,
+          "-u",
+          "reader",
+          "-p",
+          "reader-pw",
+        ]);
+        const shown = cli.stdout;
+        assertEquals(cli.code, 0, cli.stderr);
         assertMatch(shown, new RegExp(`prod/signed@${digest}`));
         assertMatch(shown, /signature\s+verified\s+cosign\s+sha256:[0-9a-f]{64} keys=good/);
 

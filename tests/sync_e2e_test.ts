@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { assertEquals, assertOk } from "./assert.ts";
-import { startRegistry, writeHtpasswd } from "./harness.ts";
+import { runWharf, startRegistry, writeHtpasswd } from "./harness.ts";
 import { startDistribution } from "./distribution.ts";
 import {
   attestAndSbom,
@@ -28,26 +28,11 @@ import {
   SIGNED,
 } from "../plugins/atomic-signatures/_fixtures.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const SKOPEO = Deno.env.get("SKOPEO_SIGSTORE") ??
   new URL("../../shared/bin/skopeo", import.meta.url).pathname;
 const skopeoAvailable = await Deno.stat(SKOPEO).then(() => true, () => false);
 if (!skopeoAvailable) {
   console.warn(`sync_e2e_test: skopeo verification skipped — no sigstore skopeo at ${SKOPEO}`);
-}
-
-async function wharfCli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
 }
 
 async function tagsOf(base: string, repo: string): Promise<string[]> {
@@ -300,7 +285,7 @@ Deno.test("sync: two real upstreams mirrored with filters and every attachment",
 
     if (distribution && distImage) {
       await t.step("wharf sync run mirrors distribution while the server runs", async () => {
-        const run = await wharfCli(["sync", "run", "dist", "-c", configPath, "-d", mirrorData]);
+        const run = await runWharf(["sync", "run", "dist", "-c", configPath, "-d", mirrorData]);
         assertEquals(run.code, 0, run.stdout + run.stderr);
         const hex = distImage!.digest.replace(":", "-");
         assertEquals(
@@ -317,7 +302,7 @@ Deno.test("sync: two real upstreams mirrored with filters and every attachment",
       });
 
       await t.step("a second run is incremental; deleteMissing follows the upstream", async () => {
-        const again = await wharfCli([
+        const again = await runWharf([
           "sync",
           "run",
           "dist",
@@ -336,7 +321,7 @@ Deno.test("sync: two real upstreams mirrored with filters and every attachment",
           method: "DELETE",
         });
         assertEquals(deleted.status, 202);
-        const third = await wharfCli([
+        const third = await runWharf([
           "sync",
           "run",
           "dist",
@@ -350,7 +335,7 @@ Deno.test("sync: two real upstreams mirrored with filters and every attachment",
         const [after] = JSON.parse(third.stdout);
         assertEquals(after.deleted, 1, third.stdout);
         assertOk(!(await tagsOf(base, "dist/tool")).includes("v2"));
-        const status = await wharfCli(["sync", "status", "-c", configPath, "-d", mirrorData]);
+        const status = await runWharf(["sync", "status", "-c", configPath, "-d", mirrorData]);
         assertEquals(status.code, 0, status.stderr);
         assertOk(/dist\s+cli\s+\S+\s+\S+\s+success/.test(status.stdout), status.stdout);
         assertOk(/wharf-up\s+schedule/.test(status.stdout), status.stdout);
@@ -360,7 +345,7 @@ Deno.test("sync: two real upstreams mirrored with filters and every attachment",
     await t.step("SIGHUP (wharf sync reload) picks up a changed mirror list", async () => {
       const changed = { mirrors: [{ ...mirrors[0], schedule: "0 3 * * *" }] };
       await Deno.writeTextFile(join(mirrorData, "test-config.yaml"), stringify(changed));
-      const reload = await wharfCli(["sync", "reload", "-d", mirrorData]);
+      const reload = await runWharf(["sync", "reload", "-d", mirrorData]);
       assertEquals(reload.code, 0, reload.stderr);
       const status = await waitFor("the reloaded schedule", async () => {
         const body = await (await fetch(`${base}/wharf/v1/sync`)).json();

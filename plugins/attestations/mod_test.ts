@@ -6,20 +6,14 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch } from "../../tests/assert.ts";
-import { startRegistry, writeHtpasswd } from "../../tests/harness.ts";
+import { runWharf, startRegistry, writeHtpasswd } from "../../tests/harness.ts";
 import { pushImage } from "../../tests/oci_client.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const SLSA = "https://slsa.dev/provenance/v0.2";
 
 async function wharf(args: string[], env: Record<string, string>) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+  const result = await runWharf(args, env);
+  if (result.code !== 0) throw new Error(result.stderr);
 }
 
 Deno.test("attestations: indexed by predicate type, verified with the key, enforced by policy", async () => {
