@@ -153,3 +153,18 @@ export async function writeHtpasswd(dir: string, users: Record<string, string>):
   }
   return path;
 }
+
+/**
+ * An `auth` config section with Basic auth (no tokens) and two users: `alice` (password
+ * `alice-pw`) may do everything, `reader` (`reader-pw`) may only pull. The htpasswd goes in `dir`.
+ */
+export async function writerAndReaderAuth(dir: string): Promise<Record<string, unknown>> {
+  return {
+    htpasswd: await writeHtpasswd(dir, { alice: "alice-pw", reader: "reader-pw" }),
+    token: { enabled: false },
+    rules: [
+      { repositories: ["**"], users: ["alice"], actions: ["*"] },
+      { repositories: ["**"], users: ["reader"], actions: ["pull"] },
+    ],
+  };
+}

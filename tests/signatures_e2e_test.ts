@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
-import { runWharf, startRegistry, writeHtpasswd } from "./harness.ts";
+import { runWharf, startRegistry, writerAndReaderAuth } from "./harness.ts";
 import { initLayout, tagLayout, writeImage } from "./oci_layout.ts";
 
 const SKOPEO = Deno.env.get("SKOPEO_SIGSTORE") ??
@@ -50,14 +50,7 @@ Deno.test({
       const registry = await startRegistry({
         dataDir: data,
         config: {
-          auth: {
-            htpasswd: await writeHtpasswd(dir, { alice: "alice-pw", reader: "reader-pw" }),
-            token: { enabled: false },
-            rules: [
-              { repositories: ["**"], users: ["alice"], actions: ["*"] },
-              { repositories: ["**"], users: ["reader"], actions: ["pull"] },
-            ],
-          },
+          auth: await writerAndReaderAuth(dir),
           plugins: {
             cosign: {
               keys: [

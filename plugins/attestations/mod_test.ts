@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch } from "../../tests/assert.ts";
-import { runWharf, startRegistry, writeHtpasswd } from "../../tests/harness.ts";
+import { runWharf, startRegistry, writerAndReaderAuth } from "../../tests/harness.ts";
 import { pushImage } from "../../tests/oci_client.ts";
 
 const SLSA = "https://slsa.dev/provenance/v0.2";
@@ -34,14 +34,7 @@ Deno.test("attestations: indexed by predicate type, verified with the key, enfor
     const registry = await startRegistry({
       dataDir: join(dir, "data"),
       config: {
-        auth: {
-          htpasswd: await writeHtpasswd(dir, { alice: "alice-pw", reader: "reader-pw" }),
-          token: { enabled: false },
-          rules: [
-            { repositories: ["**"], users: ["alice"], actions: ["*"] },
-            { repositories: ["**"], users: ["reader"], actions: ["pull"] },
-          ],
-        },
+        auth: await writerAndReaderAuth(dir),
         plugins: {
           attestations: { keys: [{ name: "good", key: join(dir, "good.pub") }] },
           policy: {

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch } from "../../tests/assert.ts";
-import { startRegistry, writeHtpasswd } from "../../tests/harness.ts";
+import { startRegistry, writerAndReaderAuth } from "../../tests/harness.ts";
 import { clientFor, makeKeys, pushTestImage, signImage } from "../../tests/sync_fixtures.ts";
 
 Deno.test("policy: signed index and its children pass, unsigned images are refused", async () => {
@@ -15,14 +15,7 @@ Deno.test("policy: signed index and its children pass, unsigned images are refus
     const registry = await startRegistry({
       dataDir: join(dir, "data"),
       config: {
-        auth: {
-          htpasswd: await writeHtpasswd(dir, { alice: "alice-pw", reader: "reader-pw" }),
-          token: { enabled: false },
-          rules: [
-            { repositories: ["**"], users: ["alice"], actions: ["*"] },
-            { repositories: ["**"], users: ["reader"], actions: ["pull"] },
-          ],
-        },
+        auth: await writerAndReaderAuth(dir),
         plugins: {
           cosign: { keys: [{ name: "release", key: keys.publicPath }] },
           policy: {
