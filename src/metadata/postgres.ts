@@ -145,6 +145,15 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   /**
+   * The connection pool, for the other shared tables of a process (plugin tables, sync
+   * history, coordination) so that one process keeps one pool. Wrap calls in
+   * {@link postgresUnavailable} to map connection failures to 503.
+   */
+  get sql(): Sql {
+    return this.#sql;
+  }
+
+  /**
    * Connects to `url` and applies pending migrations. Throws `RegistryError("UNAVAILABLE")`
    * (503) when the database cannot be reached.
    */
@@ -200,7 +209,7 @@ export class PostgresMetadataStore implements MetadataStore {
     try {
       return await fn();
     } catch (err) {
-      throw unavailable(err);
+      throw postgresUnavailable(err);
     }
   }
 
@@ -668,7 +677,11 @@ function sqlState(err: unknown): string | undefined {
  * The error to throw for `err`: registry errors and plain SQL errors (bugs) as they are,
  * connection failures, timeouts and a server going away as UNAVAILABLE (503).
  */
-function unavailable(err: unknown): unknown {
+/**
+ * Maps a connection failure or timeout of `npm:postgres` to `RegistryError("UNAVAILABLE")`
+ * (503); any other error is returned as it is.
+ */
+export function postgresUnavailable(err: unknown): unknown {
   if (err instanceof RegistryError) return err;
   const state = sqlState(err);
   if (state !== undefined) {
