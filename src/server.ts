@@ -40,7 +40,7 @@ export async function startServer(
   const logger = log ?? createLogger({ level: config.log.level });
   const wharf = await openWharf(config, logger);
   const { registry, plugins, dataDir } = wharf;
-  const authenticator = await createAuthenticator(config, dataDir);
+  const authenticator = await createAuthenticator(config, wharf.coordination);
   const sync = openSync(wharf, createApp);
   const drain = new BodyDrain();
   const app = createApp({

@@ -22,6 +22,11 @@ import type { BlobStore } from "./storage/blob_store.ts";
 import { PostgresMetadataStore } from "./metadata/postgres.ts";
 import type { MetadataStore } from "./metadata/metadata_store.ts";
 import { metrics } from "./observability/metrics.ts";
+import { type Coordination, LocalCoordination } from "./coordination/coordination.ts";
+import { PostgresCoordination } from "./coordination/postgres.ts";
+import type { Locks } from "./concurrency/keyed_lock.ts";
+
+const GC_LOCK = "gc";
 
 /** An opened Wharf. */
 export interface Wharf {
@@ -29,6 +34,8 @@ export interface Wharf {
   dataDir: string;
   registry: Registry;
   plugins: PluginHost;
+  /** Locks, shared values and counters of every process on these stores. */
+  coordination: Coordination;
   log: Logger;
   /** Runs garbage collection with the config's grace period, expiry and retention rules. */
   gc(options?: { dryRun?: boolean }): Promise<GcReport>;
@@ -41,13 +48,17 @@ export interface Wharf {
 export async function openWharf(config: Config, log: Logger): Promise<Wharf> {
   const dataDir = resolve(config.data);
   await Deno.mkdir(dataDir, { recursive: true });
-  const store = await openBlobStore(config.storage, dataDir);
   const metadata = await openMetadataStore(config.metadata, dataDir);
+  const coordination = metadata instanceof PostgresMetadataStore
+    ? await PostgresCoordination.open(metadata.sql)
+    : new LocalCoordination(dataDir);
+  const store = await openBlobStore(config.storage, dataDir, coordination.locks);
   const plugins = new PluginHost(new PluginStore(join(dataDir, "plugins.db")), log);
   const registry = createRegistry(store, metadata, {
     automaticMount: config.registry.automaticMount,
     deleteEnabled: config.registry.deleteEnabled,
     limits: limitsOf(config),
+    locks: coordination.locks,
   }, plugins);
   plugins.attach(registry);
   await plugins.load(
@@ -60,29 +71,36 @@ export async function openWharf(config: Config, log: Logger): Promise<Wharf> {
     uploadExpiry: config.gc.uploadExpiry,
     retention: retentionOf(config),
   };
-  let running: Promise<GcReport> | null = null;
-  const gc = (options: { dryRun?: boolean } = {}) => {
-    // One collection at a time: a second request waits for the running one.
-    const run = (running ?? Promise.resolve()).catch(() => {}).then(() =>
-      collectGarbage(registry, { ...gcOptions, ...options })
-    );
-    running = run;
-    return run;
-  };
+  // One collection at a time across every process: a second request waits for the running one.
+  const gc = (options: { dryRun?: boolean } = {}) =>
+    coordination.locks.run(GC_LOCK, () => collectGarbage(registry, { ...gcOptions, ...options }));
   return {
     config,
     dataDir,
     registry,
     plugins,
+    coordination,
     log,
     gc,
     scheduleGc() {
       if (!config.gc.schedule) return () => {};
       const job = new Cron(config.gc.schedule, { protect: true, timezone: "UTC" }, async () => {
         try {
-          const report = await gc();
+          // Every process has the schedule: the one that claims this firing collects for all.
+          const tick = Math.round(Date.now() / 1000);
+          if (!await coordination.claim(GC_LOCK, tick)) return;
+          const outcome = await coordination.locks.tryRun(
+            GC_LOCK,
+            () => collectGarbage(registry, gcOptions),
+          );
+          if (!outcome.ran) {
+            log.info("gc skipped: another process is collecting", { tick });
+            return;
+          }
+          const report = outcome.value;
           metrics.gcRun("success", { bytes: report.bytesFreed, blobs: report.blobsDeleted });
           log.info("gc finished", {
+            tick,
             ...report,
             tagsDeleted: report.tagsDeleted.length,
             manifestsDeleted: report.manifestsDeleted.length,
@@ -95,6 +113,7 @@ export async function openWharf(config: Config, log: Logger): Promise<Wharf> {
       return () => job.stop();
     },
     async close() {
+      await coordination.close();
       await metadata.close();
       if (store instanceof S3BlobStore) store.close();
       plugins.store.close();
@@ -102,8 +121,12 @@ export async function openWharf(config: Config, log: Logger): Promise<Wharf> {
   };
 }
 
-/** The blob store the `storage` section names. */
-async function openBlobStore(storage: Config["storage"], dataDir: string): Promise<BlobStore> {
+/** The blob store the `storage` section names (`locks` serialise S3 session appends). */
+async function openBlobStore(
+  storage: Config["storage"],
+  dataDir: string,
+  locks: Locks,
+): Promise<BlobStore> {
   if (storage.driver === "filesystem") {
     return await FilesystemBlobStore.open(resolve(storage.path ?? dataDir));
   }
@@ -122,6 +145,7 @@ async function openBlobStore(storage: Config["storage"], dataDir: string): Promi
     forcePathStyle: storage.forcePathStyle,
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
     partSize: storage.partSize,
+    locks,
   });
 }
 

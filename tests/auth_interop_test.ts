@@ -677,7 +677,7 @@ Deno.test("auth interop (HTTP, token): token endpoint, expired, tampered and for
 
     // Tokens minted with the server's own key: a valid one works (so the key is the right one) …
     const keyPath = join(registry.dataDir, "token-signing-key.pem");
-    const options = { issuer: "wharf", service: "wharf", generate: false };
+    const options = { issuer: "wharf", service: "wharf" };
     const access = [{ type: "repository", name: "priv/app", actions: ["pull"] }];
     const valid = await (await TokenService.load(keyPath, { ...options, expiresIn: 300 }))
       .issue(ALICE.user, access);
@@ -713,11 +713,11 @@ Deno.test("auth interop (HTTP, token): token endpoint, expired, tampered and for
     );
 
     // A well-formed token signed by another Ed25519 key.
-    const foreignService = await TokenService.load(join(tmp, "other-key.pem"), {
-      ...options,
-      expiresIn: 300,
-      generate: true,
-    });
+    const foreignService = await TokenService.fromPem(
+      TokenService.generateKey(),
+      { ...options, expiresIn: 300 },
+      "foreign",
+    );
     const foreign = await foreignService.issue(ALICE.user, access);
     for (const path of ["/v2/", "/v2/priv/app/tags/list"]) {
       const res = await http(`${url}${path}`, { headers: bearer(foreign.token) });

@@ -7,6 +7,7 @@ import { isValidName } from "../oci/names.ts";
 import type { Access, Action } from "../registry/access.ts";
 import type { Htpasswd } from "./htpasswd.ts";
 import { LoginLimiter } from "./login_limiter.ts";
+import type { FailureCounts } from "../coordination/coordination.ts";
 import { ACTIONS, type Identity } from "./rules.ts";
 import type { ScopeEntry } from "./scope.ts";
 import type { IssuedToken, TokenService } from "./tokens.ts";
@@ -30,17 +31,20 @@ export interface AuthenticatorOptions {
   policy: (identity: Identity) => Access;
   htpasswd?: Htpasswd;
   tokens?: TokenService;
+  /** Where failed logins are counted (shared by every process); in memory when absent. */
+  failures?: FailureCounts;
 }
 
 /** Checks credentials and computes access. */
 export class Authenticator {
   readonly mode: AuthMode;
   readonly #options: AuthenticatorOptions;
-  readonly #limiter = new LoginLimiter();
+  readonly #limiter: LoginLimiter;
 
   constructor(options: AuthenticatorOptions) {
     this.mode = options.mode;
     this.#options = options;
+    this.#limiter = new LoginLimiter(options.failures);
   }
 
   /** Checks an `Authorization` header value (or its absence) from `address`. */
@@ -72,7 +76,7 @@ export class Authenticator {
   async checkPassword(encoded: string, address: string): Promise<string | null> {
     const htpasswd = this.#options.htpasswd;
     if (!htpasswd) return null;
-    const delay = this.#limiter.delayFor(address);
+    const delay = await this.#limiter.delayFor(address);
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
     let decoded: string;
     try {
@@ -80,16 +84,16 @@ export class Authenticator {
         Uint8Array.from(atob(encoded.trim()), (c) => c.charCodeAt(0)),
       );
     } catch {
-      this.#limiter.failed(address);
+      await this.#limiter.failed(address);
       return null;
     }
     const colon = decoded.indexOf(":");
     const user = decoded.slice(0, colon);
     if (colon <= 0 || !await htpasswd.verify(user, decoded.slice(colon + 1))) {
-      this.#limiter.failed(address);
+      await this.#limiter.failed(address);
       return null;
     }
-    this.#limiter.succeeded(address);
+    await this.#limiter.succeeded(address);
     return user;
   }
 

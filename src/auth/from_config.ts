@@ -1,17 +1,24 @@
 /**
  * Builds the {@link Authenticator} the config asks for, loading the htpasswd file and the token
- * signing key (generated on first start when not configured).
+ * signing key (generated on first start when not configured, and then shared by every process
+ * through the coordination store: `<data>/token-signing-key.pem` on one node, a database row
+ * on PostgreSQL).
  * @module
  */
-import { join } from "node:path";
+import type { Coordination } from "../coordination/coordination.ts";
 import type { Config } from "../config/schema.ts";
 import { ACTIONS, compilePolicy } from "./rules.ts";
 import { Authenticator } from "./authenticator.ts";
 import { Htpasswd } from "./htpasswd.ts";
 import { TokenService } from "./tokens.ts";
 
-/** The authenticator for `config`, whose data directory is `dataDir`. */
-export async function createAuthenticator(config: Config, dataDir: string): Promise<Authenticator> {
+const SIGNING_KEY = "token-signing-key.pem";
+
+/** The authenticator for `config`, sharing keys and login counts through `coordination`. */
+export async function createAuthenticator(
+  config: Config,
+  coordination: Coordination,
+): Promise<Authenticator> {
   const auth = config.auth;
   if (!auth) {
     return new Authenticator({
@@ -27,12 +34,19 @@ export async function createAuthenticator(config: Config, dataDir: string): Prom
   if (!auth.htpasswd) return new Authenticator({ mode: "open", policy });
   const htpasswd = new Htpasswd(auth.htpasswd);
   await htpasswd.load();
-  if (!auth.token.enabled) return new Authenticator({ mode: "basic", policy, htpasswd });
-  const tokens = await TokenService.load(auth.token.key ?? join(dataDir, "token-signing-key.pem"), {
+  const failures = coordination.failures;
+  if (!auth.token.enabled) return new Authenticator({ mode: "basic", policy, htpasswd, failures });
+  const options = {
     issuer: auth.token.issuer,
     service: auth.token.service,
     expiresIn: auth.token.expiresIn,
-    generate: auth.token.key === undefined,
-  });
-  return new Authenticator({ mode: "token", policy, htpasswd, tokens });
+  };
+  const tokens = auth.token.key
+    ? await TokenService.load(auth.token.key, options)
+    : await TokenService.fromPem(
+      await coordination.sharedValue(SIGNING_KEY, TokenService.generateKey),
+      options,
+      `(generated, ${SIGNING_KEY})`,
+    );
+  return new Authenticator({ mode: "token", policy, htpasswd, tokens, failures });
 }

@@ -46,38 +46,36 @@ export class TokenService {
     this.#options = options;
   }
 
-  /**
-   * Loads the PKCS#8 PEM Ed25519 key at `keyPath`; when the file does not exist and
-   * `generate` is set, creates it (mode 0600) first.
-   */
-  static async load(
-    keyPath: string,
-    options: TokenOptions & { generate: boolean },
-  ): Promise<TokenService> {
+  /** Loads the PKCS#8 PEM Ed25519 key at `keyPath` (an operator-provided file). */
+  static async load(keyPath: string, options: TokenOptions): Promise<TokenService> {
     let pem: string;
     try {
       pem = await Deno.readTextFile(keyPath);
     } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound) || !options.generate) {
-        throw new Error(`cannot read token signing key ${keyPath}: ${(err as Error).message}`);
-      }
-      pem = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" })
-        .toString();
-      const temp = `${keyPath}.${crypto.randomUUID()}.tmp`;
-      await Deno.writeTextFile(temp, pem, { mode: 0o600 });
-      await Deno.rename(temp, keyPath);
+      throw new Error(`cannot read token signing key ${keyPath}: ${(err as Error).message}`);
     }
+    return await TokenService.fromPem(pem, options, keyPath);
+  }
+
+  /** A service signing with the PKCS#8 PEM Ed25519 key `pem` (`source` names it in errors). */
+  static async fromPem(pem: string, options: TokenOptions, source: string): Promise<TokenService> {
     let spki: string;
     try {
       spki = createPublicKey(createPrivateKey(pem)).export({ type: "spki", format: "pem" })
         .toString();
     } catch {
-      throw new Error(`token signing key ${keyPath} is not a PEM private key`);
+      throw new Error(`token signing key ${source} is not a PEM private key`);
     }
     const privateKey = await importPKCS8(pem, "EdDSA").catch(() => {
-      throw new Error(`token signing key ${keyPath} must be an Ed25519 key (PKCS#8 PEM)`);
+      throw new Error(`token signing key ${source} must be an Ed25519 key (PKCS#8 PEM)`);
     });
     return new TokenService(privateKey, await importSPKI(spki, "EdDSA"), options);
+  }
+
+  /** A new Ed25519 signing key as PKCS#8 PEM. */
+  static generateKey(): string {
+    return generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" })
+      .toString();
   }
 
   /** Signs a token granting `access` to `subject`. */

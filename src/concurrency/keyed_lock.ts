@@ -1,15 +1,23 @@
 /**
- * Per-key mutual exclusion within the process: appends to one upload session are serialised,
- * and upload completion and garbage collection take the lock of a blob digest, so that GC never
- * deletes bytes that a commit is linking.
+ * Per-key mutual exclusion: appends to one upload session are serialised, and upload
+ * completion and garbage collection take the lock of a blob digest, so that GC never deletes
+ * bytes that a commit is linking. {@link KeyedLock} holds within one process; the PostgreSQL
+ * coordination holds across every process sharing the database.
  * @module
  */
 
-/** Async locks by key. */
-export class KeyedLock {
+/** Exclusive locks by key. */
+export interface Locks {
+  /** Runs `task` once every earlier task holding `key` has finished. */
+  run<T>(key: string, task: () => Promise<T>): Promise<T>;
+  /** Runs `task` only if nobody holds `key` now; `{ ran: false }` otherwise. */
+  tryRun<T>(key: string, task: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }>;
+}
+
+/** Async locks by key, within the process. */
+export class KeyedLock implements Locks {
   #tails = new Map<string, Promise<unknown>>();
 
-  /** Runs `task` once every earlier task holding `key` has finished. */
   run<T>(key: string, task: () => Promise<T>): Promise<T> {
     const previous = this.#tails.get(key) ?? Promise.resolve();
     const result = previous.then(task, task);
@@ -19,5 +27,18 @@ export class KeyedLock {
       if (this.#tails.get(key) === tail) this.#tails.delete(key);
     });
     return result;
+  }
+
+  async tryRun<T>(
+    key: string,
+    task: () => Promise<T>,
+  ): Promise<{ ran: true; value: T } | { ran: false }> {
+    if (this.#tails.has(key)) return { ran: false };
+    return { ran: true, value: await this.run(key, task) };
+  }
+
+  /** True while some task holds or waits for `key`. */
+  held(key: string): boolean {
+    return this.#tails.has(key);
   }
 }

@@ -8,7 +8,7 @@ import type { MetadataStore } from "../metadata/metadata_store.ts";
 import { Blobs } from "./blobs.ts";
 import { Manifests } from "./manifests.ts";
 import { type UploadLimits, Uploads } from "./uploads.ts";
-import { KeyedLock } from "../concurrency/keyed_lock.ts";
+import { KeyedLock, type Locks } from "../concurrency/keyed_lock.ts";
 import type { PullThroughSlot } from "./pull_through.ts";
 import { NO_HOOKS, type RegistryHooks } from "./hooks.ts";
 
@@ -20,6 +20,8 @@ export interface RegistryOptions {
   deleteEnabled: boolean;
   /** Size limits per repository (none when absent). */
   limits?: (repository: string) => UploadLimits;
+  /** Blob digest locks; across processes when the stores are shared (in-process otherwise). */
+  locks?: Locks;
 }
 
 /** The registry service. */
@@ -27,7 +29,7 @@ export interface Registry {
   /** Where a pull-through upstream is plugged in (by the mirroring service). */
   pullThrough: PullThroughSlot;
   /** Held per blob digest by upload commits, mounts and garbage collection. */
-  blobLocks: KeyedLock;
+  blobLocks: Locks;
   blobs: Blobs;
   uploads: Uploads;
   manifests: Manifests;
@@ -43,7 +45,7 @@ export function createRegistry(
   options: RegistryOptions,
   hooks: RegistryHooks = NO_HOOKS,
 ): Registry {
-  const blobLocks = new KeyedLock();
+  const blobLocks = options.locks ?? new KeyedLock();
   const pullThrough: PullThroughSlot = {};
   return {
     pullThrough,

@@ -7,7 +7,7 @@
 import type { Digest } from "../oci/digest.ts";
 import { RegistryError } from "../oci/errors.ts";
 import type { BlobInfo, BlobStore, UploadState } from "../storage/blob_store.ts";
-import type { KeyedLock } from "../concurrency/keyed_lock.ts";
+import type { Locks } from "../concurrency/keyed_lock.ts";
 import type { MetadataStore } from "../metadata/metadata_store.ts";
 import type { Access } from "./access.ts";
 
@@ -26,7 +26,7 @@ export interface UploadsOptions {
   /** The limits that apply to a repository. */
   limits: (repository: string) => UploadLimits;
   /** Held per blob digest while linking, shared with garbage collection. */
-  blobLocks: KeyedLock;
+  blobLocks: Locks;
 }
 
 /** A session, as answered to clients. */

@@ -37,7 +37,7 @@ import { createSHA256, type IHasher } from "hash-wasm";
 import { type Digest, looksLikeDigest, parseDigest } from "../oci/digest.ts";
 import { RegistryError } from "../oci/errors.ts";
 import type { AppendOptions, BlobInfo, BlobStore, ByteRange, UploadState } from "./blob_store.ts";
-import { KeyedLock } from "../concurrency/keyed_lock.ts";
+import { KeyedLock, type Locks } from "../concurrency/keyed_lock.ts";
 
 const MIB = 1 << 20;
 /** S3's smallest part (all but the last). */
@@ -70,6 +70,11 @@ export interface S3BlobStoreOptions {
   connectTimeoutMs?: number;
   /** Attempts per request, retries included (default 3). */
   maxAttempts?: number;
+  /**
+   * Serialises requests on one upload session; pass locks shared by every process on the
+   * bucket (in-process only by default).
+   */
+  locks?: Locks;
 }
 
 /** The persisted state of one upload session (`uploads/<id>/state.json`). */
@@ -95,7 +100,7 @@ export class S3BlobStore implements BlobStore {
   readonly prefix: string;
   #partSize: number;
   #queueSize: number;
-  #sessions = new KeyedLock();
+  #sessions: Locks;
 
   constructor(options: S3BlobStoreOptions) {
     this.bucket = options.bucket;
@@ -103,6 +108,7 @@ export class S3BlobStore implements BlobStore {
     this.prefix = prefix === "" ? "" : `${prefix}/`;
     this.#partSize = Math.max(options.partSize ?? 16 * MIB, MIN_PART);
     this.#queueSize = Math.max(options.queueSize ?? 2, 1);
+    this.#sessions = options.locks ?? new KeyedLock();
     this.client = new S3Client({
       endpoint: options.endpoint,
       region: options.region ?? "us-east-1",
@@ -229,7 +235,7 @@ export class S3BlobStore implements BlobStore {
     body: ReadableStream<Uint8Array>,
     options: AppendOptions = {},
   ): Promise<UploadState> {
-    return this.#sessions.run(id, async () => {
+    return this.#sessions.run(`upload:${id}`, async () => {
       let state: SessionState;
       try {
         state = await this.#readState(id);
@@ -253,7 +259,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   commitUpload(id: string, digest: Digest): Promise<BlobInfo> {
-    return this.#sessions.run(id, async () => {
+    return this.#sessions.run(`upload:${id}`, async () => {
       const { algorithm } = parseDigest(digest);
       let state = await this.#readState(id);
       const mismatch = (actual: string) =>
@@ -283,7 +289,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   cancelUpload(id: string): Promise<void> {
-    return this.#sessions.run(id, async () => {
+    return this.#sessions.run(`upload:${id}`, async () => {
       let state: SessionState | undefined;
       try {
         state = await this.#readState(id);
