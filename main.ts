@@ -12,7 +12,7 @@ import { registerMaintenanceCommands } from "./src/cli/maintenance_commands.ts";
 import { registerCosignCommands } from "./src/cli/cosign_commands.ts";
 import { registerSyncCommands } from "./src/cli/sync_commands.ts";
 import { PluginHost } from "./src/plugins/host.ts";
-import { PluginStore } from "./src/plugins/database.ts";
+import { SqlitePluginStore } from "./src/plugins/sqlite_database.ts";
 import { pluginModules } from "./src/plugins/loader.ts";
 import { createLogger } from "./src/log/logger.ts";
 
@@ -90,7 +90,7 @@ export function buildProgram(): Command {
     .action(async (options: { config?: string }) => {
       const config = await loadConfig(options.config);
       const host = new PluginHost(
-        new PluginStore(":memory:"),
+        new SqlitePluginStore(":memory:"),
         createLogger({ level: "error", write: () => {} }),
       );
       await host.load(
@@ -106,7 +106,7 @@ export function buildProgram(): Command {
           : "";
         console.log(`${plugin.name.padEnd(20)} ${plugin.status.padEnd(9)} ${plugin.source}${note}`);
       }
-      host.store.close();
+      await host.store.close();
       if (host.loaded.some((p) => p.status === "failed")) Deno.exitCode = 1;
     });
 

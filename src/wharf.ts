@@ -9,7 +9,8 @@ import type { Config } from "./config/schema.ts";
 import { repositoryMatcher } from "./config/globs.ts";
 import type { Logger } from "./log/logger.ts";
 import { SqliteMetadataStore } from "./metadata/sqlite.ts";
-import { PluginStore } from "./plugins/database.ts";
+import { SqlitePluginStore } from "./plugins/sqlite_database.ts";
+import { PostgresPluginStore } from "./plugins/postgres_database.ts";
 import { PluginHost } from "./plugins/host.ts";
 import { pluginModules } from "./plugins/loader.ts";
 import { collectGarbage, type GcOptions, type GcReport } from "./registry/gc.ts";
@@ -53,7 +54,11 @@ export async function openWharf(config: Config, log: Logger): Promise<Wharf> {
     ? await PostgresCoordination.open(metadata.sql)
     : new LocalCoordination(dataDir);
   const store = await openBlobStore(config.storage, dataDir, coordination.locks);
-  const plugins = new PluginHost(new PluginStore(join(dataDir, "plugins.db")), log);
+  // Plugin tables and the artifact index live with the metadata when processes share it.
+  const pluginStore = metadata instanceof PostgresMetadataStore
+    ? await PostgresPluginStore.open(metadata.sql)
+    : new SqlitePluginStore(join(dataDir, "plugins.db"));
+  const plugins = new PluginHost(pluginStore, log);
   const registry = createRegistry(store, metadata, {
     automaticMount: config.registry.automaticMount,
     deleteEnabled: config.registry.deleteEnabled,
@@ -114,9 +119,9 @@ export async function openWharf(config: Config, log: Logger): Promise<Wharf> {
     },
     async close() {
       await coordination.close();
+      await plugins.store.close();
       await metadata.close();
       if (store instanceof S3BlobStore) store.close();
-      plugins.store.close();
     },
   };
 }

@@ -16,16 +16,26 @@ import type { Plugin } from "../../src/plugins/api.ts";
 
 const plugin: Plugin = {
   name: "immutable-tags",
-  apiVersion: 1,
+  apiVersion: 2,
   description: "refuses to move release tags; keeps an audit of pushes",
 
-  setup(ctx) {
+  async setup(ctx) {
     const pattern = new RegExp(String(ctx.config.pattern ?? "^v[0-9]+\\.[0-9]+\\.[0-9]+$"));
     const audit = ctx.db.table("audit");
-    ctx.db.migrate([
-      `CREATE TABLE ${audit} (
-         repository TEXT NOT NULL, tag TEXT, digest TEXT NOT NULL, pushed_at INTEGER NOT NULL
-       )`,
+    await ctx.db.migrate([
+      // One text per database where they differ: here, how a column numbers itself.
+      {
+        sqlite: `CREATE TABLE ${audit} (
+           id INTEGER PRIMARY KEY,
+           repository TEXT NOT NULL, tag TEXT, digest TEXT NOT NULL, pushed_at INTEGER NOT NULL
+         )`,
+        postgres: `CREATE TABLE ${audit} (
+           id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+           repository text NOT NULL, tag text, digest text NOT NULL, pushed_at bigint NOT NULL
+         )`,
+      },
+      // SQL that both accept: one text.
+      `CREATE INDEX ${audit}_by_repository ON ${audit}(repository, id)`,
     ]);
 
     ctx.on("manifest.beforePush", async (event) => {
@@ -36,8 +46,8 @@ const plugin: Plugin = {
       }
     });
 
-    ctx.on("manifest.pushed", (event) => {
-      ctx.db.run(
+    ctx.on("manifest.pushed", async (event) => {
+      await ctx.db.run(
         `INSERT INTO ${audit} (repository, tag, digest, pushed_at) VALUES (?, ?, ?, ?)`,
         event.repository,
         event.tag ?? null,
@@ -47,11 +57,11 @@ const plugin: Plugin = {
     });
 
     ctx.routes((app) => {
-      app.get("/audit", (c) => {
+      app.get("/audit", async (c) => {
         const repository = c.req.query("repository") ?? "";
         ctx.authorize(c, repository, "pull");
-        const rows = ctx.db.all(
-          `SELECT tag, digest, pushed_at FROM ${audit} WHERE repository = ? ORDER BY rowid`,
+        const rows = await ctx.db.all(
+          `SELECT tag, digest, pushed_at FROM ${audit} WHERE repository = ? ORDER BY id`,
           repository,
         );
         return c.json({ repository, pushes: rows });

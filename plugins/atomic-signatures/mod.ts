@@ -34,20 +34,38 @@ const MAX_BODY_BYTES = Math.ceil(MAX_SIGNATURE_BYTES / 3) * 4 + 64 * 1024;
 
 const plugin: Plugin = {
   name: "atomic-signatures",
-  apiVersion: 1,
+  apiVersion: 2,
   description: "signatures extension API for atomic (GPG) signatures of podman, skopeo, Pulp",
 
-  setup(ctx) {
+  async setup(ctx) {
     ctx.advertise({ "X-Registry-Supports-Signatures": "1" });
     const table = ctx.db.table("signatures");
-    ctx.db.migrate([
-      `CREATE TABLE ${table} (
+    await ctx.db.migrate([{
+      sqlite: `CREATE TABLE ${table} (
          repository TEXT NOT NULL, manifest TEXT NOT NULL, name TEXT NOT NULL,
          content BLOB NOT NULL, content_digest TEXT NOT NULL, created_at INTEGER NOT NULL,
          PRIMARY KEY (repository, manifest, content_digest),
          UNIQUE (repository, manifest, name)
        ) STRICT;`,
-    ]);
+      // PostgreSQL has no implicit rowid: an identity column of that name keeps the order.
+      postgres: `CREATE TABLE ${table} (
+         rowid bigint GENERATED ALWAYS AS IDENTITY,
+         repository text COLLATE "C" NOT NULL, manifest text COLLATE "C" NOT NULL,
+         name text COLLATE "C" NOT NULL, content bytea NOT NULL,
+         content_digest text COLLATE "C" NOT NULL, created_at bigint NOT NULL,
+         PRIMARY KEY (repository, manifest, content_digest),
+         UNIQUE (repository, manifest, name)
+       );`,
+    }]);
+    const find = (repository: string, digest: Digest, contentDigest: string, name: string) =>
+      ctx.db.get(
+        `SELECT name, content_digest FROM ${table}
+         WHERE repository = ? AND manifest = ? AND (content_digest = ? OR name = ?)`,
+        repository,
+        digest,
+        contentDigest,
+        name,
+      );
 
     const requireManifest = async (repository: string, digest: Digest) => {
       if (!await ctx.content.getManifest(repository, digest)) {
@@ -64,7 +82,7 @@ const plugin: Plugin = {
         ctx.authorize(c, repository, "pull");
         const digest = toDigest(c.req.param("digest"));
         await requireManifest(repository, digest);
-        const rows = ctx.db.all(
+        const rows = await ctx.db.all(
           `SELECT name, content FROM ${table} WHERE repository = ? AND manifest = ?
            ORDER BY created_at, rowid`,
           repository,
@@ -92,21 +110,12 @@ const plugin: Plugin = {
           throw err;
         }
         const contentDigest = digestOf(signature.bytes);
-        const existing = ctx.db.get(
-          `SELECT name, content_digest FROM ${table}
-           WHERE repository = ? AND manifest = ? AND (content_digest = ? OR name = ?)`,
-          repository,
-          digest,
-          contentDigest,
-          signature.name,
-        );
-        if (existing && existing.content_digest !== contentDigest) {
-          throw invalid(`another signature is stored as ${signature.name}`);
-        }
+        let existing = await find(repository, digest, contentDigest, signature.name);
+        let stored = false;
         if (!existing) {
-          ctx.db.run(
+          const inserted = await ctx.db.run(
             `INSERT INTO ${table} (repository, manifest, name, content, content_digest, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)`,
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
             repository,
             digest,
             signature.name,
@@ -114,6 +123,14 @@ const plugin: Plugin = {
             contentDigest,
             Date.now(),
           );
+          stored = inserted > 0;
+          // Another request (maybe on another process) stored this content or name meanwhile.
+          if (!stored) existing = await find(repository, digest, contentDigest, signature.name);
+        }
+        if (existing && existing.content_digest !== contentDigest) {
+          throw invalid(`another signature is stored as ${signature.name}`);
+        }
+        if (stored) {
           ctx.log.info("atomic signature stored", {
             repository,
             digest,
@@ -121,7 +138,7 @@ const plugin: Plugin = {
             keyId: signature.detail.keyId,
           });
         }
-        ctx.artifacts.record({
+        await ctx.artifacts.record({
           repository,
           subject: digest,
           digest: contentDigest,
@@ -144,8 +161,8 @@ const plugin: Plugin = {
       });
     });
 
-    ctx.on("manifest.deleted", (event) => {
-      ctx.db.run(
+    ctx.on("manifest.deleted", async (event) => {
+      await ctx.db.run(
         `DELETE FROM ${table} WHERE repository = ? AND manifest = ?`,
         event.repository,
         event.digest,

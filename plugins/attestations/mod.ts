@@ -27,7 +27,7 @@ const MAX_ENVELOPE = 16 * 1024 * 1024;
 
 const plugin: Plugin = {
   name: "attestations",
-  apiVersion: 1,
+  apiVersion: 2,
   description:
     "indexes in-toto attestations (.att tags, referrers) and verifies their DSSE signatures",
 
@@ -80,16 +80,16 @@ async function indexAttestations(ctx: PluginContext, keys: TrustedKey[], event: 
     if (!previous || previous.status !== "verified") byType.set(result.predicateType, result);
   }
   if (found.via === "tag") {
-    for (const old of ctx.artifacts.list(repository, found.subject)) {
+    for (const old of await ctx.artifacts.list(repository, found.subject)) {
       if (
         old.plugin === "attestations" && old.digest !== event.digest && old.detail?.via === "tag"
       ) {
-        ctx.artifacts.remove(repository, old.digest);
+        await ctx.artifacts.remove(repository, old.digest);
       }
     }
   }
   for (const [predicateType, result] of byType) {
-    ctx.artifacts.record({
+    await ctx.artifacts.record({
       repository,
       subject: found.subject,
       digest: event.digest,

@@ -40,7 +40,7 @@ interface LayerResult {
 
 const plugin: Plugin = {
   name: "cosign",
-  apiVersion: 1,
+  apiVersion: 2,
   description:
     "indexes cosign signatures (.sig tags, referrers, v3 bundles) and verifies them with keys",
 
@@ -94,9 +94,9 @@ async function indexSignature(ctx: PluginContext, keys: TrustedKey[], event: Man
   if (results.length === 0) return;
   if (found.via === "tag") {
     // The .sig tag moved (a signature was appended): the previous manifest no longer counts.
-    for (const old of ctx.artifacts.list(repository, found.subject)) {
+    for (const old of await ctx.artifacts.list(repository, found.subject)) {
       if (old.plugin === "cosign" && old.detail?.via === "tag" && old.digest !== event.digest) {
-        ctx.artifacts.remove(repository, old.digest);
+        await ctx.artifacts.remove(repository, old.digest);
       }
     }
   }
@@ -106,7 +106,7 @@ async function indexSignature(ctx: PluginContext, keys: TrustedKey[], event: Man
     : results.some((r) => r.status === "invalid")
     ? "invalid"
     : "unverified";
-  ctx.artifacts.record({
+  await ctx.artifacts.record({
     repository,
     subject: found.subject,
     digest: event.digest,

@@ -20,6 +20,7 @@ import {
   type ManifestEvent,
   type Plugin,
   type PluginContext,
+  type PluginQueries,
   RegistryError,
 } from "../../src/plugins/api.ts";
 import {
@@ -34,14 +35,14 @@ const MAX_RESULTS = 1000;
 
 const plugin: Plugin = {
   name: "notation",
-  apiVersion: 1,
+  apiVersion: 2,
   description: "indexes Notation signatures (referrers); verification comes later",
 
-  setup(ctx) {
+  async setup(ctx) {
     const signatures = ctx.db.table("signatures");
     const thumbprints = ctx.db.table("thumbprints");
-    ctx.db.migrate([
-      `CREATE TABLE ${signatures} (
+    await ctx.db.migrate([{
+      sqlite: `CREATE TABLE ${signatures} (
          repository TEXT NOT NULL, subject TEXT NOT NULL, digest TEXT NOT NULL,
          envelope_media_type TEXT, status TEXT NOT NULL, indexed_at INTEGER NOT NULL,
          PRIMARY KEY (repository, digest)
@@ -52,10 +53,23 @@ const plugin: Plugin = {
          PRIMARY KEY (repository, digest, thumbprint)
        ) STRICT;
        CREATE INDEX ${thumbprints}_by_thumbprint ON ${thumbprints}(thumbprint);`,
-    ]);
+      postgres: `CREATE TABLE ${signatures} (
+         repository text COLLATE "C" NOT NULL, subject text COLLATE "C" NOT NULL,
+         digest text COLLATE "C" NOT NULL, envelope_media_type text, status text NOT NULL,
+         indexed_at bigint NOT NULL,
+         PRIMARY KEY (repository, digest)
+       );
+       CREATE INDEX ${signatures}_by_subject ON ${signatures}(repository, subject);
+       CREATE TABLE ${thumbprints} (
+         repository text COLLATE "C" NOT NULL, digest text COLLATE "C" NOT NULL,
+         thumbprint text COLLATE "C" NOT NULL,
+         PRIMARY KEY (repository, digest, thumbprint)
+       );
+       CREATE INDEX ${thumbprints}_by_thumbprint ON ${thumbprints}(thumbprint);`,
+    }]);
 
-    const forget = (repository: string, digest: Digest) => {
-      ctx.db.run(
+    const forget = async (db: PluginQueries, repository: string, digest: Digest) => {
+      await db.run(
         `DELETE FROM ${thumbprints} WHERE repository = ? AND digest IN
            (SELECT digest FROM ${signatures} WHERE repository = ? AND (digest = ? OR subject = ?))`,
         repository,
@@ -63,7 +77,7 @@ const plugin: Plugin = {
         digest,
         digest,
       );
-      ctx.db.run(
+      await db.run(
         `DELETE FROM ${signatures} WHERE repository = ? AND (digest = ? OR subject = ?)`,
         repository,
         digest,
@@ -87,27 +101,34 @@ const plugin: Plugin = {
           problems,
         });
       }
-      forget(event.repository, event.digest);
-      ctx.db.run(
-        `INSERT INTO ${signatures}
-           (repository, subject, digest, envelope_media_type, status, indexed_at)
-         VALUES (?, ?, ?, ?, ?, ?)`,
-        event.repository,
-        found.subject,
-        event.digest,
-        found.envelope?.mediaType ?? null,
-        status,
-        Date.now(),
-      );
-      for (const thumbprint of found.thumbprints) {
-        ctx.db.run(
-          `INSERT OR IGNORE INTO ${thumbprints} (repository, digest, thumbprint) VALUES (?, ?, ?)`,
+      await ctx.db.transaction(async (tx) => {
+        await forget(tx, event.repository, event.digest);
+        // An upsert: the same signature pushed through two processes at once is stored once.
+        await tx.run(
+          `INSERT INTO ${signatures}
+             (repository, subject, digest, envelope_media_type, status, indexed_at)
+           VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (repository, digest) DO UPDATE SET subject = excluded.subject,
+             envelope_media_type = excluded.envelope_media_type, status = excluded.status,
+             indexed_at = excluded.indexed_at`,
           event.repository,
+          found.subject,
           event.digest,
-          thumbprint,
+          found.envelope?.mediaType ?? null,
+          status,
+          Date.now(),
         );
-      }
-      ctx.artifacts.record({
+        for (const thumbprint of found.thumbprints) {
+          await tx.run(
+            `INSERT INTO ${thumbprints} (repository, digest, thumbprint) VALUES (?, ?, ?)
+             ON CONFLICT DO NOTHING`,
+            event.repository,
+            event.digest,
+            thumbprint,
+          );
+        }
+      });
+      await ctx.artifacts.record({
         repository: event.repository,
         subject: found.subject,
         digest: event.digest,
@@ -123,12 +144,12 @@ const plugin: Plugin = {
       });
     });
 
-    ctx.on("manifest.deleted", (event) => forget(event.repository, event.digest));
+    ctx.on("manifest.deleted", (event) => forget(ctx.db, event.repository, event.digest));
 
     ctx.on("sync.attachments", () => [{ kind: "referrers", artifactType: NOTATION_ARTIFACT }]);
 
     ctx.routes((app) => {
-      app.get("/signatures", (c) => {
+      app.get("/signatures", async (c) => {
         const thumbprint = (c.req.query("thumbprint") ?? "").toLowerCase();
         if (!/^[0-9a-f]{64}$/.test(thumbprint)) {
           throw new RegistryError(
@@ -137,8 +158,8 @@ const plugin: Plugin = {
             { status: 400 },
           );
         }
-        const rows = ctx.db.all(
-          `SELECT s.repository, s.subject, s.digest, s.envelope_media_type AS envelopeMediaType,
+        const rows = await ctx.db.all(
+          `SELECT s.repository, s.subject, s.digest, s.envelope_media_type AS "envelopeMediaType",
                   s.status
            FROM ${thumbprints} t JOIN ${signatures} s
              ON s.repository = t.repository AND s.digest = t.digest

@@ -36,7 +36,7 @@ interface Rule {
 
 const plugin: Plugin = {
   name: "policy",
-  apiVersion: 1,
+  apiVersion: 2,
   description: "refuses pulls of images that lack the signatures or attestations a rule demands",
 
   setup(ctx) {
@@ -81,11 +81,14 @@ async function enforce(ctx: PluginContext, rules: Rule[], event: PullEvent): Pro
   const applicable = rules.filter((rule) => rule.matches(event.repository));
   if (applicable.length === 0 || event.caller.canPush) return;
   if (event.reference.kind === "tag" && ATTACHMENT_TAG.test(event.reference.tag)) return;
-  if (ctx.artifacts.ofArtifact(event.repository, event.digest).length > 0) return;
+  if ((await ctx.artifacts.ofArtifact(event.repository, event.digest)).length > 0) return;
   for (const rule of applicable) {
-    if (satisfies(ctx, rule, event.repository, event.digest)) continue;
+    if (await satisfies(ctx, rule, event.repository, event.digest)) continue;
     const parents = await ctx.content.parents(event.repository, event.digest);
-    if (parents.some((parent) => satisfies(ctx, rule, event.repository, parent))) continue;
+    const verdicts = await Promise.all(
+      parents.map((parent) => satisfies(ctx, rule, event.repository, parent)),
+    );
+    if (verdicts.includes(true)) continue;
     throw ctx.error("DENIED", `policy "${rule.name}" refuses this image: ${missing(rule)}`, {
       rule: rule.name,
       digest: event.digest,
@@ -93,8 +96,14 @@ async function enforce(ctx: PluginContext, rules: Rule[], event: PullEvent): Pro
   }
 }
 
-function satisfies(ctx: PluginContext, rule: Rule, repository: string, digest: Digest): boolean {
-  const records = ctx.artifacts.list(repository, digest).filter((r) => r.status === "verified");
+async function satisfies(
+  ctx: PluginContext,
+  rule: Rule,
+  repository: string,
+  digest: Digest,
+): Promise<boolean> {
+  const records = (await ctx.artifacts.list(repository, digest))
+    .filter((r) => r.status === "verified");
   const signed = rule.signedBy.length === 0 ||
     records.some((r) => r.kind === "signature" && keysOf(r).some((k) => rule.signedBy.includes(k)));
   const attested = rule.attestedWith.every((predicate) =>

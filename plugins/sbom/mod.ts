@@ -48,28 +48,28 @@ const ATTACHMENT_TAG = /^sha256-[0-9a-f]{64}/;
 
 const plugin: Plugin = {
   name: "sbom",
-  apiVersion: 1,
+  apiVersion: 2,
   description: "indexes SBOMs (SPDX, CycloneDX) attached to images; finds images by package",
 
-  setup(ctx) {
+  async setup(ctx) {
     const maxBytes = positiveInteger(ctx.config.maxBytes, "maxBytes", DEFAULT_MAX_BYTES);
     const maxPackages = positiveInteger(
       ctx.config.maxPackages,
       "maxPackages",
       DEFAULT_MAX_PACKAGES,
     );
-    const store = new SbomStore(ctx.db);
+    const store = await SbomStore.open(ctx.db);
 
     ctx.on("manifest.pushed", async (event) => {
       if (event.tag && !ATTACHMENT_TAG.test(event.tag)) {
-        store.saveTag(event.repository, event.tag, event.digest);
+        await store.saveTag(event.repository, event.tag, event.digest);
       }
       const found = detectSbom(event.manifest, event.tag);
       if (!found) return;
       const row = await readDocument(ctx, event, found, { maxBytes, maxPackages });
-      store.saveDocument(row.document, row.format, row.packages);
-      ctx.artifacts.record(artifactOf(row.document));
-      if (found.source === "tag") replaceOlder(ctx, store, row.document);
+      await store.saveDocument(row.document, row.format, row.packages);
+      await ctx.artifacts.record(artifactOf(row.document));
+      if (found.source === "tag") await replaceOlder(ctx, store, row.document);
     });
 
     ctx.on("manifest.deleted", (event) => store.forget(event.repository, event.digest));
@@ -106,7 +106,7 @@ const plugin: Plugin = {
         let truncated = false;
         const page = 500;
         scan: for (let offset = 0;; offset += page) {
-          const batch = store.images(query, offset, page);
+          const batch = await store.images(query, offset, page);
           for (const { repository, subject } of batch) {
             if (!mayPull(repository)) continue;
             if (images.length === limit) {
@@ -117,7 +117,7 @@ const plugin: Plugin = {
               repository,
               subject,
               tags: await currentTags(ctx, store, repository, subject),
-              packages: store.matches(query, repository, subject).map((m) => ({
+              packages: (await store.matches(query, repository, subject)).map((m) => ({
                 name: m.name,
                 version: m.version,
                 purl: m.purl,
@@ -223,13 +223,18 @@ function artifactOf(row: DocumentRow) {
 }
 
 /** A re-pushed cosign `.sbom` tag replaces the subject's earlier tagged SBOM. */
-function replaceOlder(ctx: PluginContext, store: SbomStore, current: DocumentRow): void {
-  for (const old of store.legacyDocuments(current.repository, current.subject, current.sbom)) {
-    store.removeDocument(current.repository, current.subject, old);
-    ctx.artifacts.remove(current.repository, old);
+async function replaceOlder(
+  ctx: PluginContext,
+  store: SbomStore,
+  current: DocumentRow,
+): Promise<void> {
+  const { repository, subject, sbom } = current;
+  for (const old of await store.legacyDocuments(repository, subject, sbom)) {
+    await store.removeDocument(repository, subject, old);
+    await ctx.artifacts.remove(repository, old);
     // The same SBOM manifest may still be attached to other subjects: keep their records.
-    for (const other of store.documentsOf(current.repository, old)) {
-      ctx.artifacts.record(artifactOf(other));
+    for (const other of await store.documentsOf(repository, old)) {
+      await ctx.artifacts.record(artifactOf(other));
     }
   }
 }
@@ -242,12 +247,12 @@ async function currentTags(
   subject: Digest,
 ): Promise<string[]> {
   const tags = [];
-  for (const tag of store.tagsOf(repository, subject)) {
+  for (const tag of await store.tagsOf(repository, subject)) {
     const manifest = await ctx.content.getManifest(repository, tag);
     if (manifest?.digest === subject) {
       tags.push(tag);
     } else {
-      store.removeTag(repository, tag);
+      await store.removeTag(repository, tag);
     }
   }
   return tags;

@@ -3,7 +3,14 @@
  * (to name the images a package is found in).
  * @module
  */
-import type { ArtifactRecord, Digest, PluginDatabase, SqlValue } from "../../src/plugins/api.ts";
+import type {
+  ArtifactRecord,
+  Digest,
+  Migration,
+  PluginDatabase,
+  PluginQueries,
+  SqlValue,
+} from "../../src/plugins/api.ts";
 import type { SbomPackage } from "./document.ts";
 
 /** One indexed SBOM document (a row of `documents`). */
@@ -36,49 +43,78 @@ export interface PackageQuery {
 
 const INSERT_CHUNK = 400;
 
-/** The plugin's tables over its database. */
+/** The plugin's tables over its database. Use {@link SbomStore.open}. */
 export class SbomStore {
   readonly #db: PluginDatabase;
   readonly #documents: string;
   readonly #packages: string;
   readonly #tags: string;
 
-  constructor(db: PluginDatabase) {
+  private constructor(db: PluginDatabase) {
     this.#db = db;
     this.#documents = db.table("documents");
     this.#packages = db.table("packages");
     this.#tags = db.table("tags");
-    db.migrate([
-      `CREATE TABLE ${this.#documents} (
+  }
+
+  /** The store over `db`, its tables migrated. */
+  static async open(db: PluginDatabase): Promise<SbomStore> {
+    const store = new SbomStore(db);
+    await db.migrate([store.#schema()]);
+    return store;
+  }
+
+  #schema(): Migration {
+    const [documents, packages, tags] = [this.#documents, this.#packages, this.#tags];
+    return {
+      sqlite: `CREATE TABLE ${documents} (
          repository TEXT NOT NULL, subject TEXT NOT NULL, sbom TEXT NOT NULL,
          source TEXT NOT NULL, format TEXT, status TEXT NOT NULL, detail TEXT NOT NULL,
          indexed_at INTEGER NOT NULL,
          PRIMARY KEY (repository, subject, sbom)
        ) STRICT;
-       CREATE INDEX ${this.#documents}_by_sbom ON ${this.#documents}(repository, sbom);
-       CREATE TABLE ${this.#packages} (
+       CREATE INDEX ${documents}_by_sbom ON ${documents}(repository, sbom);
+       CREATE TABLE ${packages} (
          repository TEXT NOT NULL, subject TEXT NOT NULL, sbom TEXT NOT NULL,
          name TEXT NOT NULL COLLATE NOCASE, version TEXT, purl TEXT
        ) STRICT;
-       CREATE INDEX ${this.#packages}_by_name ON ${this.#packages}(name, version);
-       CREATE INDEX ${this.#packages}_by_purl ON ${this.#packages}(purl);
-       CREATE INDEX ${this.#packages}_by_document ON ${this.#packages}(repository, subject, sbom);
-       CREATE TABLE ${this.#tags} (
+       CREATE INDEX ${packages}_by_name ON ${packages}(name, version);
+       CREATE INDEX ${packages}_by_purl ON ${packages}(purl);
+       CREATE INDEX ${packages}_by_document ON ${packages}(repository, subject, sbom);
+       CREATE TABLE ${tags} (
          repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL,
          PRIMARY KEY (repository, tag)
        ) STRICT;
-       CREATE INDEX ${this.#tags}_by_digest ON ${this.#tags}(repository, digest);`,
-    ]);
+       CREATE INDEX ${tags}_by_digest ON ${tags}(repository, digest);`,
+      postgres: `CREATE TABLE ${documents} (
+         repository text COLLATE "C" NOT NULL, subject text COLLATE "C" NOT NULL,
+         sbom text COLLATE "C" NOT NULL, source text NOT NULL, format text,
+         status text NOT NULL, detail text NOT NULL, indexed_at bigint NOT NULL,
+         PRIMARY KEY (repository, subject, sbom)
+       );
+       CREATE INDEX ${documents}_by_sbom ON ${documents}(repository, sbom);
+       CREATE TABLE ${packages} (
+         repository text COLLATE "C" NOT NULL, subject text COLLATE "C" NOT NULL,
+         sbom text COLLATE "C" NOT NULL, name text COLLATE "C" NOT NULL,
+         version text COLLATE "C", purl text
+       );
+       CREATE INDEX ${packages}_by_name ON ${packages}(lower(name), version);
+       CREATE INDEX ${packages}_by_purl ON ${packages}(purl);
+       CREATE INDEX ${packages}_by_document ON ${packages}(repository, subject, sbom);
+       CREATE TABLE ${tags} (
+         repository text COLLATE "C" NOT NULL, tag text COLLATE "C" NOT NULL,
+         digest text COLLATE "C" NOT NULL,
+         PRIMARY KEY (repository, tag)
+       );
+       CREATE INDEX ${tags}_by_digest ON ${tags}(repository, digest);`,
+    };
   }
 
   /** Replaces the document (and its packages) of (`repository`, `subject`, `sbom`). */
-  saveDocument(row: DocumentRow, format: string | null, packages: SbomPackage[]): void {
-    const db = this.#db;
-    // One transaction: the loop below is synchronous, so no other request interleaves.
-    db.run("BEGIN IMMEDIATE");
-    try {
-      this.#deleteDocument(row.repository, row.subject, row.sbom);
-      db.run(
+  async saveDocument(row: DocumentRow, format: string | null, packages: SbomPackage[]) {
+    await this.#db.transaction(async (tx) => {
+      await this.#deleteDocument(tx, row.repository, row.subject, row.sbom);
+      await tx.run(
         `INSERT INTO ${this.#documents}
            (repository, subject, sbom, source, format, status, detail, indexed_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -97,48 +133,53 @@ export class SbomStore {
         for (const p of chunk) {
           params.push(row.repository, row.subject, row.sbom, p.name, p.version, p.purl);
         }
-        db.run(
+        await tx.run(
           `INSERT INTO ${this.#packages} (repository, subject, sbom, name, version, purl)
            VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?)").join(", ")}`,
           ...params,
         );
       }
-      db.run("COMMIT");
-    } catch (err) {
-      db.run("ROLLBACK");
-      throw err;
-    }
+    });
   }
 
   /** Documents of a subject attached by a cosign tag, other than `keep`. */
-  legacyDocuments(repository: string, subject: Digest, keep: Digest): Digest[] {
-    return this.#db.all(
+  async legacyDocuments(repository: string, subject: Digest, keep: Digest): Promise<Digest[]> {
+    const rows = await this.#db.all(
       `SELECT sbom FROM ${this.#documents}
        WHERE repository = ? AND subject = ? AND source = 'tag' AND sbom != ?`,
       repository,
       subject,
       keep,
-    ).map((r) => r.sbom as Digest);
+    );
+    return rows.map((r) => r.sbom as Digest);
   }
 
   /** Documents that an SBOM manifest holds (one per subject). */
-  documentsOf(repository: string, sbom: Digest): DocumentRow[] {
-    return this.#db.all(
+  async documentsOf(repository: string, sbom: Digest): Promise<DocumentRow[]> {
+    const rows = await this.#db.all(
       `SELECT repository, subject, sbom, source, status, detail FROM ${this.#documents}
        WHERE repository = ? AND sbom = ?`,
       repository,
       sbom,
-    ).map((r) => ({ ...r, detail: JSON.parse(r.detail as string) }) as unknown as DocumentRow);
+    );
+    return rows.map((r) =>
+      ({ ...r, detail: JSON.parse(r.detail as string) }) as unknown as DocumentRow
+    );
   }
 
   /** Removes one document and its packages. */
-  removeDocument(repository: string, subject: Digest, sbom: Digest): void {
-    this.#deleteDocument(repository, subject, sbom);
+  async removeDocument(repository: string, subject: Digest, sbom: Digest): Promise<void> {
+    await this.#db.transaction((tx) => this.#deleteDocument(tx, repository, subject, sbom));
   }
 
-  #deleteDocument(repository: string, subject: Digest, sbom: Digest): void {
+  async #deleteDocument(
+    db: PluginQueries,
+    repository: string,
+    subject: Digest,
+    sbom: Digest,
+  ): Promise<void> {
     for (const table of [this.#documents, this.#packages]) {
-      this.#db.run(
+      await db.run(
         `DELETE FROM ${table} WHERE repository = ? AND subject = ? AND sbom = ?`,
         repository,
         subject,
@@ -148,25 +189,27 @@ export class SbomStore {
   }
 
   /** Forgets a manifest that left a repository: as an SBOM, as a subject, and its tags. */
-  forget(repository: string, digest: Digest): void {
-    for (const table of [this.#documents, this.#packages]) {
-      this.#db.run(
-        `DELETE FROM ${table} WHERE repository = ? AND (sbom = ? OR subject = ?)`,
+  async forget(repository: string, digest: Digest): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      for (const table of [this.#documents, this.#packages]) {
+        await tx.run(
+          `DELETE FROM ${table} WHERE repository = ? AND (sbom = ? OR subject = ?)`,
+          repository,
+          digest,
+          digest,
+        );
+      }
+      await tx.run(
+        `DELETE FROM ${this.#tags} WHERE repository = ? AND digest = ?`,
         repository,
         digest,
-        digest,
       );
-    }
-    this.#db.run(
-      `DELETE FROM ${this.#tags} WHERE repository = ? AND digest = ?`,
-      repository,
-      digest,
-    );
+    });
   }
 
   /** Remembers that `tag` points to `digest` now. */
-  saveTag(repository: string, tag: string, digest: Digest): void {
-    this.#db.run(
+  async saveTag(repository: string, tag: string, digest: Digest): Promise<void> {
+    await this.#db.run(
       `INSERT INTO ${this.#tags} (repository, tag, digest) VALUES (?, ?, ?)
        ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest`,
       repository,
@@ -176,30 +219,35 @@ export class SbomStore {
   }
 
   /** Tags last seen pointing to `digest` (the caller checks they still do). */
-  tagsOf(repository: string, digest: Digest): string[] {
-    return this.#db.all(
+  async tagsOf(repository: string, digest: Digest): Promise<string[]> {
+    const rows = await this.#db.all(
       `SELECT tag FROM ${this.#tags} WHERE repository = ? AND digest = ? ORDER BY tag`,
       repository,
       digest,
-    ).map((r) => r.tag as string);
+    );
+    return rows.map((r) => r.tag as string);
   }
 
   /** Forgets a tag that no longer points where it did. */
-  removeTag(repository: string, tag: string): void {
-    this.#db.run(`DELETE FROM ${this.#tags} WHERE repository = ? AND tag = ?`, repository, tag);
+  async removeTag(repository: string, tag: string): Promise<void> {
+    await this.#db.run(
+      `DELETE FROM ${this.#tags} WHERE repository = ? AND tag = ?`,
+      repository,
+      tag,
+    );
   }
 
   /**
    * A page of the distinct (repository, subject) pairs whose SBOMs contain the package, in
    * repository then subject order.
    */
-  images(
+  async images(
     query: PackageQuery,
     offset: number,
     limit: number,
-  ): { repository: string; subject: Digest }[] {
+  ): Promise<{ repository: string; subject: Digest }[]> {
     const { where, params } = this.#where(query);
-    return this.#db.all(
+    return await this.#db.all(
       `SELECT DISTINCT repository, subject FROM ${this.#packages} WHERE ${where}
        ORDER BY repository, subject LIMIT ? OFFSET ?`,
       ...params,
@@ -209,9 +257,9 @@ export class SbomStore {
   }
 
   /** The matching packages in one image. */
-  matches(query: PackageQuery, repository: string, subject: Digest): PackageMatch[] {
+  async matches(query: PackageQuery, repository: string, subject: Digest): Promise<PackageMatch[]> {
     const { where, params } = this.#where(query, "p.");
-    return this.#db.all(
+    return await this.#db.all(
       `SELECT p.repository, p.subject, p.sbom, d.format, p.name, p.version, p.purl
        FROM ${this.#packages} p JOIN ${this.#documents} d
          ON d.repository = p.repository AND d.subject = p.subject AND d.sbom = p.sbom
@@ -227,7 +275,10 @@ export class SbomStore {
     const clauses: string[] = [];
     const params: SqlValue[] = [];
     if (query.name !== undefined) {
-      clauses.push(`${prefix}name = ?`);
+      // Names match in any case: SQLite's column is NOCASE, PostgreSQL indexes lower(name).
+      clauses.push(
+        this.#db.dialect === "postgres" ? `lower(${prefix}name) = lower(?)` : `${prefix}name = ?`,
+      );
       params.push(query.name);
     }
     if (query.purl !== undefined) {
@@ -238,6 +289,6 @@ export class SbomStore {
       clauses.push(`${prefix}version = ?`);
       params.push(query.version);
     }
-    return { where: clauses.join(" AND ") || "1", params };
+    return { where: clauses.join(" AND ") || "TRUE", params };
   }
 }

@@ -34,8 +34,11 @@ export { verifyEnvelope } from "../cosign/dsse.ts";
 /** Repository globs as everywhere in the config (`*` in a segment, `**` across segments). */
 export { repositoryMatcher } from "../config/globs.ts";
 
-/** The plugin API version this registry implements; a plugin declares the one it was written for. */
-export const API_VERSION = 1;
+/**
+ * The plugin API version this registry implements; a plugin declares the one it was written for.
+ * Version 2 made `ctx.db` and `ctx.artifacts` asynchronous (version 1 was synchronous SQLite).
+ */
+export const API_VERSION = 2;
 
 /** A plugin module's default export. */
 export interface Plugin {
@@ -102,24 +105,65 @@ export interface PluginLogger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-/** A value SQLite can store. */
+/** A value a plugin stores or reads back: the same types in SQLite and PostgreSQL. */
 export type SqlValue = string | number | bigint | null | Uint8Array;
 
-/** A plugin's own tables in the registry database. */
-export interface PluginDatabase {
+/** A row of a query, by column name. */
+export type SqlRow = Record<string, SqlValue>;
+
+/** The database behind the plugin tables; branch on it only for SQL that must differ. */
+export type SqlDialect = "sqlite" | "postgres";
+
+/**
+ * One schema migration: SQL that both databases accept, or one text per dialect (e.g. SQLite's
+ * `STRICT` tables and `INTEGER`, PostgreSQL's `bigint` and `bytea`).
+ */
+export type Migration = string | { sqlite: string; postgres: string };
+
+/**
+ * Queries on the plugin's tables. SQL uses `?` placeholders in both dialects (PostgreSQL gets
+ * them as `$1, $2, …`; a `?` inside a string literal, quoted name or comment stays as it is).
+ * Integers come back as numbers (bigint beyond 2^53), blobs as `Uint8Array`, booleans as 0/1.
+ */
+export interface PluginQueries {
+  /** Which database runs the SQL. */
+  readonly dialect: SqlDialect;
   /** The full name of the plugin's table `name`: `p_<plugin>_<name>` (use it in all SQL). */
   table(name: string): string;
-  /**
-   * Applies the plugin's schema migrations in order, each once (tracked per plugin). A
-   * migration may touch only the plugin's own tables.
-   */
-  migrate(migrations: string[]): void;
   /** Rows of a query. */
-  all(sql: string, ...params: SqlValue[]): Record<string, SqlValue>[];
+  all(sql: string, ...params: SqlValue[]): Promise<SqlRow[]>;
   /** First row of a query, or undefined. */
-  get(sql: string, ...params: SqlValue[]): Record<string, SqlValue> | undefined;
+  get(sql: string, ...params: SqlValue[]): Promise<SqlRow | undefined>;
   /** Runs a statement; returns the number of changed rows. */
-  run(sql: string, ...params: SqlValue[]): number;
+  run(sql: string, ...params: SqlValue[]): Promise<number>;
+}
+
+/**
+ * A plugin's own tables in the registry's database: `<data>/plugins.db` (SQLite) on a single
+ * node, the metadata database when `metadata.driver` is `postgres`, so that every process of a
+ * scaled-out registry reads what another wrote.
+ *
+ * @example
+ * ```ts
+ * const notes = ctx.db.table("notes");
+ * await ctx.db.migrate([`CREATE TABLE ${notes} (digest TEXT PRIMARY KEY, note TEXT NOT NULL)`]);
+ * await ctx.db.run(`INSERT INTO ${notes} VALUES (?, ?) ON CONFLICT DO NOTHING`, digest, "hi");
+ * const row = await ctx.db.get(`SELECT note FROM ${notes} WHERE digest = ?`, digest);
+ * ```
+ */
+export interface PluginDatabase extends PluginQueries {
+  /**
+   * Applies the plugin's schema migrations in order, each once (tracked per plugin, also when
+   * several processes start together). A migration may touch only the plugin's own tables;
+   * never edit one that has shipped, append a new one.
+   */
+  migrate(migrations: Migration[]): Promise<void>;
+  /**
+   * Runs `fn` in a transaction: committed when it resolves, rolled back when it throws. Inside,
+   * query through `tx` only (`ctx.db` itself refuses, since it could not see or wait for the
+   * open transaction).
+   */
+  transaction<T>(fn: (tx: PluginQueries) => Promise<T>): Promise<T>;
 }
 
 /** Read access to stored content. */
@@ -156,16 +200,19 @@ export interface ArtifactRecord {
   detail?: Record<string, unknown>;
 }
 
+/** A record of the artifact index with the plugin that wrote it. */
+export type IndexedArtifact = ArtifactRecord & { plugin: string };
+
 /** The shared index of attached artifacts that every artifact plugin writes to. */
 export interface ArtifactIndex {
   /** Adds or replaces the record of (`digest`, `kind`, `type`, plugin) for a subject. */
-  record(record: ArtifactRecord): void;
+  record(record: ArtifactRecord): Promise<void>;
   /** Records of a subject in a repository (all plugins). */
-  list(repository: string, subject: Digest): (ArtifactRecord & { plugin: string })[];
+  list(repository: string, subject: Digest): Promise<IndexedArtifact[]>;
   /** Records (all plugins) whose artifact manifest is `digest`: empty when it is no artifact. */
-  ofArtifact(repository: string, digest: Digest): (ArtifactRecord & { plugin: string })[];
+  ofArtifact(repository: string, digest: Digest): Promise<IndexedArtifact[]>;
   /** Removes this plugin's records of an artifact manifest. */
-  remove(repository: string, digest: Digest): void;
+  remove(repository: string, digest: Digest): Promise<void>;
 }
 
 /** What a plugin gets at setup. */

@@ -1,145 +1,96 @@
 /**
- * The plugins' database (`<data>/plugins.db`): each plugin's own tables, named
- * `p_<plugin>_<table>`, with per-plugin migrations; and the shared artifact index.
+ * The plugins' database: each plugin's own tables, named `p_<plugin>_<table>`, with per-plugin
+ * migrations, and the shared artifact index. {@link PluginStore} has two implementations:
+ * `SqlitePluginStore` (`<data>/plugins.db`, one process) and `PostgresPluginStore` (the
+ * metadata database, shared by every process of a scaled-out registry).
  * @module
  */
-import { DatabaseSync, type SQLInputValue } from "node:sqlite";
-import type { ArtifactIndex, ArtifactRecord, PluginDatabase, SqlValue } from "./api.ts";
+import { AsyncLocalStorage } from "node:async_hooks";
+import type {
+  ArtifactIndex,
+  ArtifactRecord,
+  IndexedArtifact,
+  Migration,
+  PluginDatabase,
+  SqlDialect,
+} from "./api.ts";
 import type { Digest } from "../oci/digest.ts";
 
-/** One SQLite file for all plugins. */
-export class PluginStore {
-  readonly #db: DatabaseSync;
-
-  constructor(path: string) {
-    this.#db = new DatabaseSync(path);
-    this.#db.exec("PRAGMA journal_mode = WAL");
-    this.#db.exec("PRAGMA synchronous = NORMAL");
-    this.#db.exec("PRAGMA busy_timeout = 5000");
-    this.#db.exec(`
-      CREATE TABLE IF NOT EXISTS plugin_migrations (
-        plugin TEXT NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL,
-        PRIMARY KEY (plugin, version)
-      ) STRICT;
-      CREATE TABLE IF NOT EXISTS artifacts (
-        repository TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        digest TEXT NOT NULL,
-        plugin TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        type TEXT NOT NULL,
-        status TEXT NOT NULL,
-        detail TEXT,
-        updated_at INTEGER NOT NULL,
-        PRIMARY KEY (repository, digest, plugin, kind, type, subject)
-      ) STRICT;
-      CREATE INDEX IF NOT EXISTS artifacts_by_subject ON artifacts(repository, subject);
-    `);
-  }
-
+/** Where the plugins' tables and the artifact index live. */
+export interface PluginStore {
+  readonly dialect: SqlDialect;
   /** The database view of plugin `plugin`. */
-  database(plugin: string): PluginDatabase {
-    const db = this.#db;
-    const prefix = `p_${plugin.replace(/-/g, "_")}_`;
-    const params = (values: SqlValue[]) => values as SQLInputValue[];
-    return {
-      table: (name) => {
-        if (!/^[a-z][a-z0-9_]{0,40}$/.test(name)) throw new Error(`invalid table name "${name}"`);
-        return prefix + name;
-      },
-      migrate(migrations) {
-        const row = db.prepare("SELECT max(version) AS v FROM plugin_migrations WHERE plugin = ?")
-          .get(plugin) as { v: number | null };
-        for (let version = (row.v ?? 0) + 1; version <= migrations.length; version++) {
-          db.exec("BEGIN IMMEDIATE");
-          try {
-            db.exec(migrations[version - 1]);
-            db.prepare("INSERT INTO plugin_migrations VALUES (?, ?, ?)").run(
-              plugin,
-              version,
-              Date.now(),
-            );
-            db.exec("COMMIT");
-          } catch (err) {
-            db.exec("ROLLBACK");
-            throw new Error(
-              `plugin ${plugin} migration ${version} failed: ${(err as Error).message}`,
-            );
-          }
-        }
-      },
-      all: (sql, ...values) => db.prepare(sql).all(...params(values)) as Record<string, SqlValue>[],
-      get: (sql, ...values) =>
-        db.prepare(sql).get(...params(values)) as Record<string, SqlValue> | undefined,
-      run: (sql, ...values) => Number(db.prepare(sql).run(...params(values)).changes),
-    };
-  }
-
+  database(plugin: string): PluginDatabase;
   /** The artifact index as plugin `plugin` writes to it. */
-  artifacts(plugin: string): ArtifactIndex {
-    const db = this.#db;
-    return {
-      record(record: ArtifactRecord) {
-        db.prepare(
-          `INSERT INTO artifacts (repository, subject, digest, plugin, kind, type, status, detail, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT DO UPDATE SET type = excluded.type, status = excluded.status,
-             detail = excluded.detail, updated_at = excluded.updated_at`,
-        ).run(
-          record.repository,
-          record.subject,
-          record.digest,
-          plugin,
-          record.kind,
-          record.type,
-          record.status,
-          record.detail ? JSON.stringify(record.detail) : null,
-          Date.now(),
-        );
-      },
-      list: (repository, subject) => listArtifacts(db, repository, subject),
-      ofArtifact: (repository, digest) => listArtifacts(db, repository, digest, "digest"),
-      remove(repository, digest) {
-        db.prepare("DELETE FROM artifacts WHERE repository = ? AND digest = ? AND plugin = ?")
-          .run(repository, digest, plugin);
-      },
-    };
-  }
-
+  artifacts(plugin: string): ArtifactIndex;
   /** Every plugin's records of a subject. */
-  list(repository: string, subject: Digest): (ArtifactRecord & { plugin: string })[] {
-    return listArtifacts(this.#db, repository, subject);
-  }
-
+  list(repository: string, subject: Digest): Promise<IndexedArtifact[]>;
   /** Drops every record of an artifact manifest or subject that left a repository. */
-  forget(repository: string, digest: Digest): void {
-    this.#db.prepare("DELETE FROM artifacts WHERE repository = ? AND (digest = ? OR subject = ?)")
-      .run(repository, digest, digest);
-  }
-
-  close(): void {
-    this.#db.close();
-  }
+  forget(repository: string, digest: Digest): Promise<void>;
+  /** Releases the store (the SQLite file; a PostgreSQL pool belongs to the metadata store). */
+  close(): Promise<void>;
 }
 
-function listArtifacts(
-  db: DatabaseSync,
-  repository: string,
-  digest: string,
-  by: "subject" | "digest" = "subject",
-): (ArtifactRecord & { plugin: string })[] {
-  const rows = db.prepare(
-    `SELECT repository, subject, digest, plugin, kind, type, status, detail FROM artifacts
-     WHERE repository = ? AND ${by} = ? ORDER BY kind, digest, plugin`,
-  ).all(repository, digest) as Record<string, string | null>[];
-  return rows.map((row) => ({
-    repository: row.repository!,
-    subject: row.subject as Digest,
-    digest: row.digest as Digest,
-    plugin: row.plugin!,
-    kind: row.kind!,
-    type: row.type!,
+/** The columns of an artifact index row, in the order {@link indexedArtifact} reads them. */
+export const ARTIFACT_COLUMNS = "repository, subject, digest, plugin, kind, type, status, detail";
+
+/** The full name of plugin `plugin`'s table `name`; throws on a name that is no identifier. */
+export function pluginTable(plugin: string, name: string): string {
+  if (!/^[a-z][a-z0-9_]{0,40}$/.test(name)) throw new Error(`invalid table name "${name}"`);
+  return `p_${plugin.replace(/-/g, "_")}_${name}`;
+}
+
+/** The text of a migration for `dialect`. */
+export function migrationText(migration: Migration, dialect: SqlDialect): string {
+  return typeof migration === "string" ? migration : migration[dialect];
+}
+
+/** The message of a failed plugin migration. */
+export function migrationFailed(plugin: string, version: number, err: unknown): Error {
+  return new Error(`plugin ${plugin} migration ${version} failed: ${(err as Error).message}`, {
+    cause: err,
+  });
+}
+
+/** An artifact index row (columns {@link ARTIFACT_COLUMNS}) as a record. */
+export function indexedArtifact(row: Record<string, unknown>): IndexedArtifact {
+  return {
+    repository: String(row.repository),
+    subject: String(row.subject) as Digest,
+    digest: String(row.digest) as Digest,
+    plugin: String(row.plugin),
+    kind: String(row.kind),
+    type: String(row.type),
     status: row.status as ArtifactRecord["status"],
-    ...(row.detail ? { detail: JSON.parse(row.detail) } : {}),
-  }));
+    ...(row.detail ? { detail: JSON.parse(String(row.detail)) } : {}),
+  };
+}
+
+/**
+ * Knows whether code runs inside one of a store's plugin transactions. There, `ctx.db` and
+ * `ctx.artifacts` refuse to run: on SQLite they would wait for the open transaction forever,
+ * on PostgreSQL they would run outside it (and may wait on its row locks).
+ */
+export class TransactionScope {
+  readonly #inside = new AsyncLocalStorage<{ open: boolean }>();
+
+  /** Runs `fn` as the body of a transaction. */
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    // Work the body started and left running is outside once the transaction has ended.
+    const state = { open: true };
+    try {
+      return await this.#inside.run(state, fn);
+    } finally {
+      state.open = false;
+    }
+  }
+
+  /** Throws when called from the body of a transaction. */
+  assertOutside(): void {
+    if (this.#inside.getStore()?.open) {
+      throw new Error(
+        "inside ctx.db.transaction(fn), query through its tx argument, not ctx.db or ctx.artifacts",
+      );
+    }
+  }
 }

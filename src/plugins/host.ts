@@ -243,7 +243,12 @@ export class PluginHost implements RegistryHooks {
   }
 
   async deleted(event: DeleteEvent): Promise<void> {
-    this.store.forget(event.repository, event.digest);
+    try {
+      await this.store.forget(event.repository, event.digest);
+    } catch (err) {
+      // The manifest is gone already; a stale record is harmless and a later push replaces it.
+      this.#log.error("artifact index not cleaned", { ...event, error: String(err) });
+    }
     await this.#run("manifest.deleted", event, "contain");
   }
 

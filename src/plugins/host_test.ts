@@ -3,7 +3,7 @@ import { createLogger } from "../log/logger.ts";
 import { RegistryError } from "../oci/errors.ts";
 import type { Digest } from "../oci/digest.ts";
 import type { Plugin } from "./api.ts";
-import { PluginStore } from "./database.ts";
+import { SqlitePluginStore } from "./sqlite_database.ts";
 import { PluginHost } from "./host.ts";
 
 const digest = `sha256:${"a".repeat(64)}` as Digest;
@@ -16,7 +16,10 @@ const event = {
 };
 
 function host(lines: string[] = []): PluginHost {
-  return new PluginHost(new PluginStore(":memory:"), createLogger({ write: (l) => lines.push(l) }));
+  return new PluginHost(
+    new SqlitePluginStore(":memory:"),
+    createLogger({ write: (l) => lines.push(l) }),
+  );
 }
 
 Deno.test("host: bad modules and failing setups are reported and left out", async () => {
@@ -24,7 +27,7 @@ Deno.test("host: bad modules and failing setups are reported and left out", asyn
   const h = host(lines);
   const failing: Plugin = {
     name: "failing",
-    apiVersion: 1,
+    apiVersion: 2,
     setup(ctx) {
       ctx.on("manifest.beforePush", () => {
         throw ctx.error("DENIED", "should never run");
@@ -36,7 +39,7 @@ Deno.test("host: bad modules and failing setups are reported and left out", asyn
     { module: { default: { name: "old", apiVersion: 0, setup() {} } }, source: "old.ts" },
     { module: {}, source: "empty.ts" },
     { module: { default: failing }, source: "failing.ts" },
-    { module: { default: { name: "ok", apiVersion: 1, setup() {} } }, source: "ok.ts" },
+    { module: { default: { name: "ok", apiVersion: 2, setup() {} } }, source: "ok.ts" },
   ], {});
   assertEquals(h.loaded.map((p) => [p.name, p.status]), [
     ["old.ts", "failed"],
@@ -46,7 +49,7 @@ Deno.test("host: bad modules and failing setups are reported and left out", asyn
   ]);
   await h.beforePush(event); // the failing plugin's hook was dropped with it
   assertEquals(lines.some((l) => l.includes("boom")), true);
-  h.store.close();
+  await h.store.close();
 });
 
 Deno.test("host: push rejections pass, other push failures are contained, pull fails closed", async () => {
@@ -56,7 +59,7 @@ Deno.test("host: push rejections pass, other push failures are contained, pull f
     module: {
       default: {
         name: "hooks",
-        apiVersion: 1,
+        apiVersion: 2,
         setup(ctx) {
           ctx.on("manifest.beforePush", (e) => {
             calls.push("beforePush");
@@ -94,17 +97,16 @@ Deno.test("host: push rejections pass, other push failures are contained, pull f
   );
   assertEquals(pull.code, "UNAVAILABLE");
   assertEquals(calls, ["beforePush", "beforePush"]);
-  h.store.close();
+  await h.store.close();
 });
 
-Deno.test("host: plugin tables are namespaced and migrations run once", () => {
-  const store = new PluginStore(":memory:");
-  const db = store.database("my-plugin");
-  assertEquals(db.table("things"), "p_my_plugin_things");
-  const migrations = [`CREATE TABLE ${db.table("things")} (name TEXT)`];
-  db.migrate(migrations);
-  db.migrate(migrations);
-  db.run(`INSERT INTO ${db.table("things")} VALUES (?)`, "x");
-  assertEquals(db.all(`SELECT name FROM ${db.table("things")}`).map((r) => r.name), ["x"]);
-  store.close();
+Deno.test("host: a plugin of API version 1 (synchronous database) is refused by name", async () => {
+  const h = host();
+  await h.load(
+    [{ module: { default: { name: "old", apiVersion: 1, setup() {} } }, source: "x" }],
+    {},
+  );
+  assertEquals(h.loaded[0].status, "failed");
+  assertEquals(h.loaded[0].error, "x: plugin API version 1 is not supported (this registry: 2)");
+  await h.store.close();
 });

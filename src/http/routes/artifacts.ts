@@ -10,9 +10,10 @@ import { type AppEnv, repository } from "../context.ts";
 
 /** Registers the artifacts route. */
 export function artifactRoutes(app: Hono<AppEnv>, store: PluginStore): void {
-  app.get("/wharf/v1/:name{.+}/artifacts/:digest", (c) => {
+  app.get("/wharf/v1/:name{.+}/artifacts/:digest", async (c) => {
     const name = repository(c, "pull");
     const digest = toDigest(c.req.param("digest"));
-    return c.json({ repository: name, subject: digest, artifacts: store.list(name, digest) });
+    const artifacts = await store.list(name, digest);
+    return c.json({ repository: name, subject: digest, artifacts });
   });
 }
