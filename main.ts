@@ -11,6 +11,7 @@ import { readPassword } from "./src/cli/password.ts";
 import { registerMaintenanceCommands } from "./src/cli/maintenance_commands.ts";
 import { registerCosignCommands } from "./src/cli/cosign_commands.ts";
 import { registerSyncCommands } from "./src/cli/sync_commands.ts";
+import { registerMigrateCommand } from "./src/cli/migrate_command.ts";
 import { PluginHost } from "./src/plugins/host.ts";
 import { SqlitePluginStore } from "./src/plugins/sqlite_database.ts";
 import { pluginModules } from "./src/plugins/loader.ts";
@@ -112,6 +113,7 @@ export function buildProgram(): Command {
 
   registerCosignCommands(program);
   registerSyncCommands(program);
+  registerMigrateCommand(program);
   return program;
 }
 

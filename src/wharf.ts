@@ -127,7 +127,7 @@ export async function openWharf(config: Config, log: Logger): Promise<Wharf> {
 }
 
 /** The blob store the `storage` section names (`locks` serialise S3 session appends). */
-async function openBlobStore(
+export async function openBlobStore(
   storage: Config["storage"],
   dataDir: string,
   locks: Locks,
@@ -155,7 +155,7 @@ async function openBlobStore(
 }
 
 /** The metadata store the `metadata` section names (migrations applied). */
-async function openMetadataStore(
+export async function openMetadataStore(
   metadata: Config["metadata"],
   dataDir: string,
 ): Promise<MetadataStore> {

@@ -1,7 +1,8 @@
 /**
  * {@link Coordination} for several processes on one PostgreSQL database. Locks are leases:
  * a row per held key with an expiry on the database's clock, renewed while its task runs and
- * deleted when it ends, so a killed process's locks lapse after {@link LEASE_TTL_MS} and no
+ * deleted when it ends, so a killed process's locks lapse after {@link LEASE_TTL_MS} (at once
+ * for a process of the same host that no longer runs) and no
  * connection is held while a task streams a blob. Waiting for a lock polls with backoff; a
  * process first queues behind its own holders of the key, so it never polls against itself.
  * @module
@@ -9,6 +10,7 @@
 import { hostname } from "node:os";
 import type postgres from "postgres";
 import { KeyedLock, type Locks } from "../concurrency/keyed_lock.ts";
+import { processAlive } from "../concurrency/process_alive.ts";
 import { postgresUnavailable } from "../metadata/postgres.ts";
 import { RegistryError } from "../oci/errors.ts";
 import type { Coordination, FailureCounts } from "./coordination.ts";
@@ -144,6 +146,7 @@ class LeaseLocks implements Locks {
           RETURNING holder`
       );
       if (rows.length === 1) return holder;
+      if (await this.#takeFromDeadProcess(key, holder)) return holder;
       if (!wait) return null;
       if (Date.now() > deadline) {
         throw new RegistryError("UNAVAILABLE", `lock ${key} is held by another process`, {
@@ -152,6 +155,25 @@ class LeaseLocks implements Locks {
       }
       await new Promise((resolve) => setTimeout(resolve, delay * (0.5 + Math.random())));
     }
+  }
+
+  /**
+   * Takes `key` at once when its holder was a process of this host that no longer runs (killed
+   * mid-task), instead of waiting for the lease to lapse.
+   */
+  async #takeFromDeadProcess(key: string, holder: string): Promise<boolean> {
+    const [row] = await guard(() => this.#sql`SELECT holder FROM wharf_leases WHERE name = ${key}`);
+    if (!row) return false;
+    const [host, pid] = (row.holder as string).split(":");
+    if (host !== hostname() || !/^\d+$/.test(pid ?? "") || processAlive(Number(pid))) return false;
+    const taken = await guard(() =>
+      this.#sql`
+        UPDATE wharf_leases
+        SET holder = ${holder}, expires_at = clock_timestamp() + ${this.#ttl} * interval '1 millisecond'
+        WHERE name = ${key} AND holder = ${row.holder as string}
+        RETURNING holder`
+    );
+    return taken.length === 1;
   }
 
   /** Runs `task` renewing the lease meanwhile, then releases it. */

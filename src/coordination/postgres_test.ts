@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import postgres from "postgres";
 import { assertEquals } from "../../tests/assert.ts";
 import { postgresUnavailableReason, startPostgres } from "../../tests/postgres.ts";
@@ -55,6 +56,21 @@ Deno.test({
         assertEquals(await b.locks.run("upload:x", () => Promise.resolve(3)), 3);
         const waited = Date.now() - started;
         if (waited < 200 || waited > 3000) throw new Error(`waited ${waited} ms for a dead lease`);
+      });
+
+      await t.step("a lease of a dead process on this host is taken at once", async () => {
+        const dead = new Deno.Command("true").spawn();
+        const { pid } = dead;
+        await dead.status;
+        await poolA`INSERT INTO wharf_leases (name, holder, expires_at)
+                    VALUES ('upload:y', ${`${hostname()}:${pid}:x`}, clock_timestamp() + interval '1 hour')`;
+        assertEquals(await b.locks.tryRun("upload:y", () => Promise.resolve(4)), {
+          ran: true,
+          value: 4,
+        });
+        await poolA`INSERT INTO wharf_leases (name, holder, expires_at)
+                    VALUES ('upload:z', ${`${hostname()}:1:x`}, clock_timestamp() + interval '1 hour')`;
+        assertEquals(await b.locks.tryRun("upload:z", () => Promise.resolve(5)), { ran: false });
       });
 
       await t.step("a shared value is created once, whoever races", async () => {
