@@ -41,7 +41,7 @@ export async function startServer(
   const wharf = await openWharf(config, logger);
   const { registry, plugins, dataDir } = wharf;
   const authenticator = await createAuthenticator(config, wharf.coordination);
-  const sync = openSync(wharf, createApp);
+  const sync = await openSync(wharf, createApp);
   const drain = new BodyDrain();
   const app = createApp({
     registry,

@@ -15,7 +15,7 @@ import { parseConfig } from "../src/config/load.ts";
 import { createLogger } from "../src/log/logger.ts";
 import { scrub } from "../src/registry/scrub.ts";
 import { runMirror } from "../src/sync/engine.ts";
-import { SyncHistory } from "../src/sync/history.ts";
+import { SqliteSyncHistory } from "../src/sync/history_sqlite.ts";
 import { openWharf } from "../src/wharf.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -40,15 +40,15 @@ async function localWharf(dir: string, upstream: string, extra: Record<string, u
     "test",
   );
   const wharf = await openWharf(config, createLogger({ level: "error", write: () => {} }));
-  const history = SyncHistory.open(join(dir, "data", "sync.db"));
+  const history = SqliteSyncHistory.open(join(dir, "data", "sync.db"));
   const run = () =>
     runMirror({ registry: wharf.registry, log: wharf.log, history }, config.mirrors[0]);
   return {
     wharf,
     run,
-    close() {
-      history.close();
-      wharf.close();
+    async close() {
+      await history.close();
+      await wharf.close();
     },
   };
 }
@@ -115,7 +115,7 @@ Deno.test("sync faults: retries, nothing corrupt, the next run completes", async
       assertEquals(await registry.metadata.resolveTag("app/one", "2"), threeDigest);
     });
   } finally {
-    local.close();
+    await local.close();
     await proxy.close();
     await upstream.close();
     await Deno.remove(dir, { recursive: true });
@@ -163,9 +163,9 @@ Deno.test("sync faults: a run killed mid-copy resumes and leaves nothing corrupt
     const [report] = JSON.parse(new TextDecoder().decode(rerun.stdout));
     assertEquals([report.outcome, report.images], ["success", 1]);
 
-    const history = SyncHistory.open(db);
-    const runs = history.list({ mirror: "crashy" });
-    history.close();
+    const history = SqliteSyncHistory.open(db);
+    const runs = await history.list({ mirror: "crashy" });
+    await history.close();
     assertEquals(runs.map((r) => r.outcome), ["success", "interrupted"]);
 
     const config = parseConfig({ data }, {}, "test");
@@ -174,7 +174,7 @@ Deno.test("sync faults: a run killed mid-copy resumes and leaves nothing corrupt
       assertEquals(await wharf.registry.metadata.resolveTag("app/big", "1"), image.digest);
       assertEquals((await scrub(wharf.registry, { quarantine: false })).corrupt, []);
     } finally {
-      wharf.close();
+      await wharf.close();
     }
   } finally {
     await proxy.close();

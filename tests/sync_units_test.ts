@@ -19,7 +19,7 @@ import {
 } from "../src/sync/filters.ts";
 import { runMirror } from "../src/sync/engine.ts";
 import { progressLine } from "../src/sync/progress.ts";
-import { intervalSeconds, scheduleProblem } from "../src/sync/scheduler.ts";
+import { intervalSeconds, scheduleProblem, tickClock } from "../src/sync/scheduler.ts";
 import { openWharf } from "../src/wharf.ts";
 
 const filter = (extra: Record<string, unknown> = {}) => ({ include: [], exclude: [], ...extra });
@@ -90,6 +90,15 @@ Deno.test("sync config: defaults, schedules and clear errors", () => {
   assertEquals(intervalSeconds("30m"), 1800);
   assertEquals(intervalSeconds("*/5 * * * *"), null);
   assertEquals(scheduleProblem("0 3 * * *"), null);
+  assertEquals(mirror.lease, 30_000);
+  bad({ lease: "10ms" });
+  // Ticks are named alike by every process: interval multiples since the epoch, cron times.
+  const every = tickClock("30s");
+  assertEquals(every(Date.UTC(2030, 0, 1, 3, 0, 12, 500)), Date.UTC(2030, 0, 1, 3, 0, 30));
+  assertEquals(every(Date.UTC(2030, 0, 1, 3, 0, 30)), Date.UTC(2030, 0, 1, 3, 1, 0));
+  const nightly = tickClock("0 3 * * *");
+  assertEquals(nightly(Date.UTC(2030, 0, 1, 2, 59, 59, 990)), Date.UTC(2030, 0, 1, 3));
+  assertEquals(nightly(Date.UTC(2030, 0, 1, 3)), Date.UTC(2030, 0, 2, 3));
   assertMatch(
     progressLine({ mirror: "m", done: 5, total: 10, bytes: 2e6, startedAt: 0 }, 1000),
     /m \[#{12}-{12}\] 5\/10 images {2}2.0 MB {2}2.0 MB\/s/,

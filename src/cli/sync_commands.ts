@@ -8,10 +8,9 @@ import { join, resolve } from "node:path";
 import { loadConfig } from "../config/load.ts";
 import { createApp } from "../http/app.ts";
 import { createLogger } from "../log/logger.ts";
-import { SyncHistory } from "../sync/history.ts";
-import { openSync } from "../sync/open.ts";
+import { openSync, openSyncHistory } from "../sync/open.ts";
 import { formatBytes, progressRenderer } from "../sync/progress.ts";
-import { openWharf } from "../wharf.ts";
+import { openMetadataStore, openWharf } from "../wharf.ts";
 
 interface CommonOptions {
   config?: string;
@@ -45,7 +44,7 @@ export function registerSyncCommands(program: Command): void {
         if (!config.mirrors.some((m) => m.name === n)) throw new Error(`no mirror named "${n}"`);
       }
       const wharf = await openWharf(config, createLogger({ level: "warn", write: logToStderr }));
-      const opened = openSync(wharf, createApp);
+      const opened = await openSync(wharf, createApp);
       let worst = 0;
       try {
         const reports = [];
@@ -76,7 +75,7 @@ export function registerSyncCommands(program: Command): void {
         if (options.json) console.log(JSON.stringify(reports, null, 2));
       } finally {
         await opened.close();
-        wharf.close();
+        await wharf.close();
       }
       // 2: some images failed; 1: nothing could be mirrored.
       if (worst === 1) Deno.exitCode = 1;
@@ -89,9 +88,16 @@ export function registerSyncCommands(program: Command): void {
     .option("--json", "print the history as JSON")
     .action(async (name: string | undefined, options: CommonOptions & StatusFlags) => {
       const config = await loadConfig(options.config, { data: options.data });
-      const history = SyncHistory.open(join(resolve(config.data), "sync.db"));
+      // The history lives with the metadata: PostgreSQL when configured, else <data>/sync.db.
+      const dataDir = resolve(config.data);
+      await Deno.mkdir(dataDir, { recursive: true });
+      const metadata = await openMetadataStore(config.metadata, dataDir);
+      const history = await openSyncHistory(metadata, dataDir).catch(async (err) => {
+        await metadata.close();
+        throw err;
+      });
       try {
-        const runs = history.list({ mirror: name, limit: Number(options.limit) || 20 });
+        const runs = await history.list({ mirror: name, limit: Number(options.limit) || 20 });
         if (options.json) return console.log(JSON.stringify(runs, null, 2));
         if (runs.length === 0) return console.log("no runs yet");
         const rows = [[
@@ -108,6 +114,7 @@ export function registerSyncCommands(program: Command): void {
           "BYTES",
           "RETRIES",
           "ERRORS",
+          "PROCESS",
         ]];
         for (const r of runs) {
           const seconds = r.endedAt
@@ -127,6 +134,7 @@ export function registerSyncCommands(program: Command): void {
             formatBytes(r.bytes),
             String(r.retries),
             String(r.errors.length),
+            r.host ? `${r.pid}@${r.host}` : String(r.pid),
           ]);
         }
         const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
@@ -138,7 +146,8 @@ export function registerSyncCommands(program: Command): void {
           console.log(`  run ${latest.id} error: ${error}`);
         }
       } finally {
-        history.close();
+        await history.close();
+        await metadata.close();
       }
     });
 

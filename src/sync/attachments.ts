@@ -33,7 +33,7 @@ export interface AttachmentContext {
   /** The local signatures extension API (atomic signatures are stored by a plugin). */
   extensions?: (request: Request) => Promise<Response>;
   /** Companion tags copied or found unchanged, with their digests (for deleteMissing). */
-  onTag?: (tag: string, digest: Digest) => void;
+  onTag?: (tag: string, digest: Digest) => void | Promise<void>;
 }
 
 /** Copies the attachments of `subject`; returns how many were newly written. */
@@ -106,7 +106,7 @@ export async function copyAttachments(
     const copied = await ctx.copier.manifest(ctx.upstreamRepository, ctx.repository, info.digest, {
       tag,
     });
-    ctx.onTag?.(tag, copied.digest);
+    await ctx.onTag?.(tag, copied.digest);
     if (copied.written) written++;
   }
 

@@ -155,7 +155,7 @@ export async function runMirror(
     }
     if (mirror.deleteMissing && !options.signal?.aborted && deps.history) {
       // Repositories gone from the upstream (or from the config) lose the mirror's tags too.
-      for (const repository of deps.history.mirroredRepositories(mirror.name)) {
+      for (const repository of await deps.history.mirroredRepositories(mirror.name)) {
         if (!localNames.has(repository)) await deleteMissing(repository, new Set());
       }
     }
@@ -189,9 +189,9 @@ export async function runMirror(
     report();
     // Tags this run vouches for: selected tags and the companion tags that followed them.
     const kept = new Set<string>();
-    const record = (tag: string, digest: Digest) => {
+    const record = async (tag: string, digest: Digest) => {
       kept.add(tag);
-      deps.history?.recordTag(mirror.name, repository, tag, digest);
+      await deps.history?.recordTag(mirror.name, repository, tag, digest);
     };
     const attachmentContext = {
       mirror,
@@ -217,7 +217,7 @@ export async function runMirror(
         let subjects: { digest: Digest; mediaType: string }[];
         if (present === info.digest) {
           counts.unchanged++;
-          record(tag, info.digest as Digest);
+          await record(tag, info.digest as Digest);
           subjects = [{ digest: info.digest as Digest, mediaType: info.mediaType }];
         } else {
           if (mirror.onlyVerified) {
@@ -240,7 +240,7 @@ export async function runMirror(
             platforms: mirror.platforms,
           });
           counts.images++;
-          record(tag, copied.digest);
+          await record(tag, copied.digest);
           // A rewritten index has a new digest: upstream signatures of the index do not apply.
           subjects = [
             ...(copied.filtered ? [] : [{ digest: copied.digest, mediaType: copied.mediaType }]),
@@ -279,7 +279,7 @@ export async function runMirror(
   async function deleteMissing(repository: string, kept: Set<string>) {
     const history = deps.history;
     if (!history) return;
-    for (const [tag, digest] of history.mirroredTags(mirror.name, repository)) {
+    for (const [tag, digest] of await history.mirroredTags(mirror.name, repository)) {
       if (kept.has(tag)) continue;
       try {
         if (await deps.registry.metadata.resolveTag(repository, tag) === digest) {
@@ -287,7 +287,7 @@ export async function runMirror(
           counts.deleted++;
           log.info("deleted, gone upstream", { repository, tag });
         }
-        history.forgetTag(mirror.name, repository, tag);
+        await history.forgetTag(mirror.name, repository, tag);
       } catch (err) {
         fail(`${repository}:${tag} delete`, err);
       }

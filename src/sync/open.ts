@@ -1,15 +1,20 @@
 /**
- * Opens the mirroring service of an opened Wharf: the history in `<data>/sync.db` and a
- * {@link SyncService} that writes through the registry service. Atomic signatures go through
- * the local signatures extension API (a plugin route), served in-process by an app built
- * without authentication that never listens on a socket.
+ * Opens the mirroring service of an opened Wharf: the history (in PostgreSQL when the metadata
+ * is, shared by every process; else `<data>/sync.db`) and a {@link SyncService} that writes
+ * through the registry service. Atomic signatures go through the local signatures extension
+ * API (a plugin route), served in-process by an app built without authentication that never
+ * listens on a socket.
  * @module
  */
 import { join } from "node:path";
 import type { Hono } from "hono";
 import type { AppDeps, AppEnv } from "../http/context.ts";
+import type { MetadataStore } from "../metadata/metadata_store.ts";
+import { PostgresMetadataStore } from "../metadata/postgres.ts";
 import type { Wharf } from "../wharf.ts";
-import { SyncHistory } from "./history.ts";
+import type { SyncHistory } from "./history.ts";
+import { PostgresSyncHistory } from "./history_postgres.ts";
+import { SqliteSyncHistory } from "./history_sqlite.ts";
 import { SyncService } from "./service.ts";
 import { PullThrough } from "./pull_through.ts";
 
@@ -21,12 +26,33 @@ export interface OpenedSync {
   close(): Promise<void>;
 }
 
+/**
+ * The history that goes with `metadata`: its PostgreSQL database (tables created on first use,
+ * the store's pool shared), or `<dataDir>/sync.db` for a single node.
+ *
+ * @example
+ * ```ts
+ * const history = await openSyncHistory(wharf.registry.metadata, wharf.dataDir);
+ * console.log(await history.list({ limit: 5 }));
+ * await history.close();
+ * ```
+ */
+export async function openSyncHistory(
+  metadata: MetadataStore,
+  dataDir: string,
+): Promise<SyncHistory> {
+  if (metadata instanceof PostgresMetadataStore) {
+    return await PostgresSyncHistory.open(metadata.sql);
+  }
+  return SqliteSyncHistory.open(join(dataDir, "sync.db"));
+}
+
 /** Opens the history and the service for `wharf`'s config (not started: call `start()`). */
-export function openSync(
+export async function openSync(
   wharf: Wharf,
   createApp: (deps: AppDeps, operations: { accessLog?: boolean }) => Hono<AppEnv>,
-): OpenedSync {
-  const history = SyncHistory.open(join(wharf.dataDir, "sync.db"));
+): Promise<OpenedSync> {
+  const history = await openSyncHistory(wharf.registry.metadata, wharf.dataDir);
   const local = createApp({
     registry: wharf.registry,
     log: wharf.log,
@@ -53,7 +79,7 @@ export function openSync(
     async close() {
       await service.stop();
       await pullThrough.close();
-      history.close();
+      await history.close();
     },
   };
 }

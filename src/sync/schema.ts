@@ -109,6 +109,12 @@ export const MirrorSchema = z.strictObject({
     const problem = scheduleProblem(value);
     if (problem) ctx.addIssue({ code: "custom", message: problem });
   }).optional(),
+  /**
+   * How long a run stays claimed without news from its process (renewed every third of it while
+   * it runs). When several processes share PostgreSQL, a killed process's mirror is free again
+   * this long after it died.
+   */
+  lease: duration.prefault("30s").refine((ms) => ms >= 1000, "lease: at least 1s"),
   /** Images (and blobs within one image) copied at the same time. */
   concurrency: z.number().int().min(1).max(64).default(4),
   retries: z.strictObject({

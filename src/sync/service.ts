@@ -1,12 +1,13 @@
 /**
  * The mirroring service of a running Wharf: one scheduled job per mirror with a schedule, at
  * most one run per mirror at a time (in this process, and across processes through the
- * history), run history, and reloading of the mirror list without a restart.
+ * history), one run per scheduled tick across every process that runs the same schedule, run
+ * history, and reloading of the mirror list without a restart.
  * @module
  */
 import type { Logger } from "../log/logger.ts";
 import { type Progress, runMirror, type RunReport, type SyncDeps } from "./engine.ts";
-import type { RunRecord, SyncHistory } from "./history.ts";
+import type { RunCounts, RunRecord, SyncHistory } from "./history.ts";
 import { type Job, schedule } from "./scheduler.ts";
 import type { MirrorConfig } from "./schema.ts";
 import { metrics } from "../observability/metrics.ts";
@@ -17,13 +18,14 @@ export interface MirrorStatus {
   upstream: string;
   schedule: string | null;
   nextRun: string | null;
+  /** A run of it is live, in this process or another one sharing the history. */
   running: boolean;
 }
 
 /** What the HTTP route reads. */
 export interface SyncStatusSource {
-  mirrors(): MirrorStatus[];
-  runs(options: { mirror?: string; limit?: number }): RunRecord[];
+  mirrors(): Promise<MirrorStatus[]>;
+  runs(options: { mirror?: string; limit?: number }): Promise<RunRecord[]>;
 }
 
 /** A run refused because the mirror is already running. */
@@ -31,16 +33,35 @@ export class MirrorBusyError extends Error {
   override name = "MirrorBusyError";
 }
 
+/** A scheduled run not started because another process claimed its tick first. */
+export class TickTakenError extends Error {
+  override name = "TickTakenError";
+}
+
 /** Options of {@link SyncService.run}. */
 export interface ServiceRunOptions {
   trigger?: string;
+  /** The scheduled tick this run is for (claimed once across processes). */
+  tick?: Date;
   onProgress?: (progress: Progress) => void;
 }
+
+const NO_COUNTS: RunCounts = {
+  images: 0,
+  unchanged: 0,
+  skipped: 0,
+  attachments: 0,
+  blobs: 0,
+  bytes: 0,
+  retries: 0,
+  deleted: 0,
+};
 
 /** Runs and schedules mirrors. */
 export class SyncService implements SyncStatusSource {
   #mirrors: MirrorConfig[];
   #jobs = new Map<string, Job>();
+  /** Runs of this process, from the claim on (a name here is never claimed twice at once). */
   #running = new Map<string, { promise: Promise<RunReport>; abort: AbortController }>();
   readonly #deps: SyncDeps & { history: SyncHistory };
   readonly #log: Logger;
@@ -63,14 +84,7 @@ export class SyncService implements SyncStatusSource {
       try {
         this.#jobs.set(
           mirror.name,
-          schedule(mirror.schedule, async () => {
-            await this.run(mirror.name, { trigger: "schedule" }).catch((err) => {
-              this.#log.warn("scheduled run not started", {
-                mirror: mirror.name,
-                error: String(err.message ?? err),
-              });
-            });
-          }),
+          schedule(mirror.schedule, (tick) => this.#scheduled(mirror.name, tick)),
         );
       } catch (err) {
         this.#log.error("bad schedule", { mirror: mirror.name, error: String(err) });
@@ -78,6 +92,22 @@ export class SyncService implements SyncStatusSource {
     }
     if (this.#jobs.size > 0) {
       this.#log.info("mirror schedules started", { mirrors: [...this.#jobs.keys()] });
+    }
+  }
+
+  /** One tick of `name`'s schedule: runs it unless another process claimed the tick. */
+  async #scheduled(name: string, tick: Date): Promise<void> {
+    try {
+      await this.run(name, { trigger: "schedule", tick });
+    } catch (err) {
+      const fields = { mirror: name, tick: tick.toISOString(), reason: (err as Error).message };
+      if (err instanceof TickTakenError) {
+        this.#log.debug("tick claimed elsewhere", fields);
+      } else if (err instanceof MirrorBusyError) {
+        this.#log.info("tick skipped, still running", fields);
+      } else {
+        this.#log.warn("scheduled run not started", fields);
+      }
     }
   }
 
@@ -92,59 +122,118 @@ export class SyncService implements SyncStatusSource {
     this.#log.info("mirrors reloaded", { mirrors: mirrors.map((m) => m.name) });
   }
 
-  /** Runs mirror `name` now; throws {@link MirrorBusyError} when it is already running. */
-  async run(name: string, options: ServiceRunOptions = {}): Promise<RunReport> {
+  /**
+   * Runs mirror `name` now; throws {@link MirrorBusyError} when it is already running here or
+   * in another process, {@link TickTakenError} when `options.tick` was claimed already.
+   */
+  run(name: string, options: ServiceRunOptions = {}): Promise<RunReport> {
     const mirror = this.#mirrors.find((m) => m.name === name);
-    if (!mirror) throw new Error(`no mirror named "${name}"`);
-    if (this.#running.has(name)) throw new MirrorBusyError(`mirror ${name} is already running`);
-    const history = this.#deps.history;
-    const begun = history.begin(name, options.trigger ?? "manual");
-    if ("busy" in begun) {
-      throw new MirrorBusyError(`mirror ${name} is already running in process ${begun.busy}`);
+    if (!mirror) return Promise.reject(new Error(`no mirror named "${name}"`));
+    if (this.#running.has(name)) {
+      return Promise.reject(new MirrorBusyError(`mirror ${name} is already running`));
     }
+    // Registered before the first await: a second call in this process is refused at once.
     const abort = new AbortController();
-    const promise = (async () => {
-      try {
-        const report = await runMirror(this.#deps, mirror, {
-          onProgress: options.onProgress,
-          signal: abort.signal,
-        });
-        history.finish(begun.id, report.outcome, report, report.errors);
-        metrics.syncRun(name, report.outcome === "failed" ? "failure" : report.outcome);
-        return report;
-      } catch (err) {
-        const zero = {
-          images: 0,
-          unchanged: 0,
-          skipped: 0,
-          attachments: 0,
-          blobs: 0,
-          bytes: 0,
-          retries: 0,
-          deleted: 0,
-        };
-        history.finish(begun.id, "failed", zero, [String((err as Error).message ?? err)]);
-        metrics.syncRun(name, "failure");
-        throw err;
-      } finally {
-        this.#running.delete(name);
-      }
-    })();
+    const promise = this.#run(mirror, options, abort).finally(() => this.#running.delete(name));
     this.#running.set(name, { promise, abort });
-    return await promise;
+    return promise;
   }
 
-  mirrors(): MirrorStatus[] {
+  async #run(
+    mirror: MirrorConfig,
+    options: ServiceRunOptions,
+    abort: AbortController,
+  ): Promise<RunReport> {
+    const name = mirror.name;
+    const history = this.#deps.history;
+    const begun = await history.begin(name, options.trigger ?? "manual", {
+      tick: options.tick?.getTime(),
+      leaseMs: mirror.lease,
+    });
+    if ("taken" in begun) {
+      throw new TickTakenError(`tick ${options.tick?.toISOString()} of ${name} was claimed`);
+    }
+    if ("busy" in begun) {
+      const { pid, host } = begun.busy;
+      throw new MirrorBusyError(`mirror ${name} is already running in process ${pid} on ${host}`);
+    }
+    const renewal = this.#renewLease(begun.id, mirror, abort);
+    try {
+      const report = await runMirror(this.#deps, mirror, {
+        onProgress: options.onProgress,
+        signal: abort.signal,
+      });
+      await this.#record(begun.id, name, report.outcome, report, report.errors);
+      return report;
+    } catch (err) {
+      await this.#record(begun.id, name, "failed", NO_COUNTS, [
+        String((err as Error).message ?? err),
+      ]);
+      throw err;
+    } finally {
+      clearInterval(renewal);
+    }
+  }
+
+  /**
+   * Renews the run's lease every third of it. A run found taken over (its lease had lapsed and
+   * another process marked it interrupted) stops after its current images.
+   */
+  #renewLease(
+    id: number,
+    mirror: MirrorConfig,
+    abort: AbortController,
+  ): ReturnType<typeof setInterval> {
+    let renewing = false;
+    return setInterval(async () => {
+      if (renewing) return;
+      renewing = true;
+      try {
+        if (!await this.#deps.history.heartbeat(id, mirror.lease)) {
+          this.#log.error("run taken over after its lease lapsed; stopping", {
+            mirror: mirror.name,
+            run: id,
+          });
+          abort.abort();
+        }
+      } catch (err) {
+        this.#log.warn("lease not renewed", { mirror: mirror.name, run: id, error: String(err) });
+      } finally {
+        renewing = false;
+      }
+    }, Math.max(mirror.lease / 3, 100));
+  }
+
+  /** Records the end of a run; a history that fails then leaves it to expire as interrupted. */
+  async #record(
+    id: number,
+    name: string,
+    outcome: RunReport["outcome"],
+    counts: RunCounts,
+    errors: string[],
+  ): Promise<void> {
+    metrics.syncRun(name, outcome === "failed" ? "failure" : outcome);
+    try {
+      await this.#deps.history.finish(id, outcome, counts, errors);
+    } catch (err) {
+      this.#log.error("run end not recorded", { mirror: name, run: id, error: String(err) });
+    }
+  }
+
+  async mirrors(): Promise<MirrorStatus[]> {
+    const live = new Set(
+      (await this.#deps.history.list({ outcome: "running", limit: 1000 })).map((r) => r.mirror),
+    );
     return this.#mirrors.map((m) => ({
       name: m.name,
       upstream: m.upstream,
       schedule: m.schedule ?? null,
       nextRun: this.#jobs.get(m.name)?.nextRun()?.toISOString() ?? null,
-      running: this.#running.has(m.name),
+      running: this.#running.has(m.name) || live.has(m.name),
     }));
   }
 
-  runs(options: { mirror?: string; limit?: number } = {}): RunRecord[] {
+  runs(options: { mirror?: string; limit?: number } = {}): Promise<RunRecord[]> {
     return this.#deps.history.list(options);
   }
 

@@ -13,7 +13,7 @@ import type { AppDeps, AppEnv } from "../context.ts";
 
 /** Registers the sync status route; answers 404 when the process runs no sync service. */
 export function syncRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
-  app.get("/wharf/v1/sync", (c) => {
+  app.get("/wharf/v1/sync", async (c) => {
     allowed(c, deps);
     if (!deps.sync) {
       throw new RegistryError("UNSUPPORTED", "mirroring is not running in this process", {
@@ -22,10 +22,11 @@ export function syncRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     }
     const limit = Math.min(Math.max(Number(c.req.query("limit") ?? 50) || 50, 1), 1000);
     const mirror = c.req.query("mirror") || undefined;
-    return c.json({
-      mirrors: deps.sync.mirrors().filter((m) => !mirror || m.name === mirror),
-      runs: deps.sync.runs({ mirror, limit }),
-    });
+    const [mirrors, runs] = await Promise.all([
+      deps.sync.mirrors(),
+      deps.sync.runs({ mirror, limit }),
+    ]);
+    return c.json({ mirrors: mirrors.filter((m) => !mirror || m.name === mirror), runs });
   });
 }
 
