@@ -5,6 +5,7 @@
  * process died is `interrupted` as soon as someone looks, with no lease to wait out.
  * @module
  */
+import { processAlive } from "../concurrency/process_alive.ts";
 import { hostname } from "node:os";
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import {
@@ -100,7 +101,7 @@ export class SqliteSyncHistory implements SyncHistory {
       const pid = Number(row.pid);
       const here = row.host === "" || row.host === this.#host;
       const dead = here
-        ? (atOpen && pid === Deno.pid) || !alive(pid)
+        ? (atOpen && pid === Deno.pid) || !processAlive(pid)
         : row.lease_until !== null && Number(row.lease_until) < Date.now();
       if (dead) {
         this.#db.prepare(
@@ -231,15 +232,5 @@ export class SqliteSyncHistory implements SyncHistory {
   close(): Promise<void> {
     this.#db.close();
     return Promise.resolve();
-  }
-}
-
-function alive(pid: number): boolean {
-  if (pid === Deno.pid) return true;
-  try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
-  } catch {
-    return false;
   }
 }
