@@ -14,19 +14,15 @@
  */
 import { createHash, randomFillSync } from "node:crypto";
 import { startRegistry } from "../tests/harness.ts";
+import { envInt } from "./figures.ts";
+import { OCI_MANIFEST } from "./manifest_load.ts";
+import { rssKiB } from "./process_cpu.ts";
 
 const SECONDS = envInt("LOAD_SECONDS", 120);
 const CONNECTIONS = envInt("LOAD_CONNECTIONS", 32);
 const REPOS = envInt("LOAD_REPOS", 8);
 const SHARED_LAYERS = 16;
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 const LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip";
-
-function envInt(name: string, fallback: number): number {
-  const value = Number(Deno.env.get(name) ?? fallback);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`);
-  return value;
-}
 
 interface Blob {
   bytes: Uint8Array<ArrayBuffer>;
@@ -36,11 +32,6 @@ interface Blob {
 function blob(size: number): Blob {
   const bytes = randomFillSync(new Uint8Array(size));
   return { bytes, digest: `sha256:${createHash("sha256").update(bytes).digest("hex")}` };
-}
-
-function rssKiB(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]);
 }
 
 /** Counts of responses by `operation status`, and every unexpected one. */

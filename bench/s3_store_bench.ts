@@ -11,6 +11,7 @@ import type { Digest } from "../src/oci/digest.ts";
 import { FilesystemBlobStore } from "../src/storage/filesystem.ts";
 import { S3BlobStore } from "../src/storage/s3.ts";
 import { cephMissing, startCephRgw } from "../tests/ceph_rgw.ts";
+import { median } from "./figures.ts";
 
 const MIB = 1 << 20;
 const size = Number(Deno.args[0] ?? 256) * MIB;
@@ -44,8 +45,6 @@ function digestOf(seed: number): Digest {
   }
   return `sha256:${hash.digest("hex")}` as Digest;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function bench(name: string, store: BlobStore) {
   const push: number[] = [];
