@@ -10,7 +10,32 @@ import { cephMissing, startCephRgw } from "./ceph_rgw.ts";
 import type { S3BlobStoreOptions } from "../src/storage/s3.ts";
 import { startRegistry, type TestRegistry, writeHtpasswd } from "./harness.ts";
 import { pushImage, randomBytes, sha256 } from "./oci_client.ts";
+import { blobPath, initLayout, tagLayout, writeImage } from "./oci_layout.ts";
 import { postgresUnavailableReason, startPostgres } from "./postgres.ts";
+
+const SKOPEO = Deno.env.get("SKOPEO") ?? "skopeo";
+const SKOPEO_MISSING = (() => {
+  try {
+    const out = new Deno.Command(SKOPEO, { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync();
+    return out.success ? null : `"${SKOPEO} --version" failed`;
+  } catch {
+    return `"${SKOPEO}" not found (apt-get install skopeo, or set SKOPEO)`;
+  }
+})();
+
+/** Runs skopeo with the trust policy disabled (the test pushes an unsigned local image). */
+async function skopeo(...args: string[]): Promise<void> {
+  const out = await new Deno.Command(SKOPEO, {
+    args: ["--insecure-policy", ...args],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`skopeo ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
 
 const skip = postgresUnavailableReason() ?? cephMissing();
 if (skip) console.warn(`scaleout_test: skipped — ${skip}`);
@@ -43,6 +68,38 @@ Deno.test({
         processes.push(await startRegistry({ dataDir: join(dir, `p${i}`), config }));
       }
       const [a, b, c] = processes;
+
+      if (SKOPEO_MISSING) {
+        console.warn(`scaleout_test: skopeo step skipped — ${SKOPEO_MISSING}`);
+      } else {
+        // skopeo pushes through one process; pulls through the others are byte-identical.
+        const src = join(dir, "layout");
+        await initLayout(src);
+        const layout = await writeImage(src, { layerSizes: [1024, 300_000, 7 << 20] });
+        await tagLayout(src, "v1", layout.descriptor);
+        await skopeo(
+          "copy",
+          "--dest-tls-verify=false",
+          `oci:${src}:v1`,
+          `docker://${a.host}/scale/sk:v1`,
+        );
+        for (const other of [b, c]) {
+          const out = join(dir, `pulled-${other.host.replace(":", "-")}`);
+          await skopeo(
+            "copy",
+            "--src-tls-verify=false",
+            `docker://${other.host}/scale/sk:v1`,
+            `dir:${out}`,
+          );
+          assertEquals(await Deno.readFile(join(out, "manifest.json")), layout.manifest);
+          for (const blob of layout.blobs) {
+            assertEquals(
+              await Deno.readFile(join(out, blob.digest.slice("sha256:".length))),
+              await Deno.readFile(blobPath(src, blob.digest)),
+            );
+          }
+        }
+      }
 
       const image = await pushImage(a.url, "scale/app", "v1", { layers: 2, layerSize: 300_000 });
       for (const other of [b, c]) {
