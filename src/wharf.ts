@@ -151,6 +151,8 @@ export async function openBlobStore(
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
     partSize: storage.partSize,
     locks,
+    requestTimeoutMs: storage.requestTimeout,
+    redirectExpirySeconds: storage.redirect ? storage.redirectExpiry / 1000 : undefined,
   });
 }
 

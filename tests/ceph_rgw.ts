@@ -21,8 +21,25 @@ export interface CephRgw {
   credentials: { accessKeyId: string; secretAccessKey: string };
   /** Makes a fresh bucket (random suffix) and returns store options for it. */
   bucket(prefix?: string): Promise<S3BlobStoreOptions>;
+  /**
+   * The radosgw daemon alone, for fault tests (the cluster behind it keeps running). Throws
+   * for an external `S3_ENDPOINT`.
+   */
+  gateway: Gateway;
   /** Stops the cluster and removes its temp dir (no-op for an external endpoint). */
   stop(): Promise<void>;
+}
+
+/** Fault controls of the gateway process. */
+export interface Gateway {
+  /** Kills radosgw (SIGKILL): connections are refused until {@link Gateway.start}. */
+  kill(): Promise<void>;
+  /** Starts radosgw again on the same port; resolves once it answers HTTP. */
+  start(): Promise<void>;
+  /** SIGSTOP: connections are accepted by the kernel but never answered (a hung server). */
+  freeze(): void;
+  /** SIGCONT after {@link Gateway.freeze}. */
+  thaw(): void;
 }
 
 /** Why the Ceph harness cannot run here, or null when it can (or `S3_ENDPOINT` is set). */
@@ -55,6 +72,7 @@ export async function startCephRgw(
       },
       Deno.env.get("AWS_REGION") ?? "us-east-1",
       async () => {},
+      null,
     );
   }
   const missing = cephMissing();
@@ -92,7 +110,55 @@ export async function startCephRgw(
     },
     env.AWS_REGION ?? "us-east-1",
     stop,
+    gatewayOf(dir, env.S3_ENDPOINT),
   );
+}
+
+/** Controls of the radosgw that `rgw-start.sh` started in `dir`. */
+function gatewayOf(dir: string, endpoint: string): Gateway {
+  const pidFile = join(dir, "run", "client.rgw.a.pid");
+  const pid = () => Number(Deno.readTextFileSync(pidFile).trim());
+  const alive = (p: number) => {
+    try {
+      // Field 3 of /proc/<pid>/stat is the state; a zombie has exited.
+      const stat = Deno.readTextFileSync(`/proc/${p}/stat`);
+      return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+    } catch {
+      return false;
+    }
+  };
+  return {
+    async kill() {
+      const p = pid();
+      Deno.kill(p, "SIGCONT");
+      Deno.kill(p, "SIGKILL");
+      for (let i = 0; i < 100 && alive(p); i++) await delay(50);
+      if (alive(p)) throw new Error(`radosgw ${p} did not exit`);
+    },
+    async start() {
+      const out = await new Deno.Command("radosgw", {
+        args: ["-c", join(dir, "ceph.conf"), "-n", "client.rgw.a"],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      if (!out.success) throw new Error(`radosgw: ${new TextDecoder().decode(out.stderr)}`);
+      for (let i = 0; i < 300; i++) {
+        try {
+          await (await fetch(endpoint)).body?.cancel();
+          return;
+        } catch {
+          await delay(100);
+        }
+      }
+      throw new Error(`radosgw did not answer at ${endpoint} after a restart`);
+    },
+    freeze: () => Deno.kill(pid(), "SIGSTOP"),
+    thaw: () => Deno.kill(pid(), "SIGCONT"),
+  };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function rgw(
@@ -100,8 +166,13 @@ function rgw(
   credentials: CephRgw["credentials"],
   region: string,
   stop: () => Promise<void>,
+  gateway: Gateway | null,
 ): CephRgw {
+  const external = () => {
+    throw new Error("gateway faults need the test's own Ceph (S3_ENDPOINT is set)");
+  };
   return {
+    gateway: gateway ?? { kill: external, start: external, freeze: external, thaw: external },
     endpoint,
     region,
     credentials,

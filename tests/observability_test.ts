@@ -40,10 +40,15 @@ Deno.test("operations endpoints and the access log", async (t) => {
       assertEquals(await text(`${base}/healthz`), { status: 200, body: `{"status":"ok"}` });
     });
 
-    await t.step("/readyz names a failing dependency in an OCI error and recovers", async () => {
+    await t.step("/readyz names a failing dependency and its driver, and recovers", async () => {
       const ready = await text(`${base}/readyz`);
       assertEquals(ready.status, 200);
-      assertEquals(JSON.parse(ready.body).checks, { metadata: "ok", storage: "ok" });
+      const body = JSON.parse(ready.body);
+      assertEquals(body.status, "ready");
+      assertEquals(body.checks.metadata.driver, "sqlite");
+      assertEquals(body.checks.metadata.ok, true);
+      assertEquals(body.checks.storage.driver, "filesystem");
+      assertEquals(body.checks.storage.ok, true);
 
       // The blob store cannot write once its uploads directory is a plain file.
       const uploads = join(registry.dataDir, "uploads");
@@ -52,15 +57,26 @@ Deno.test("operations endpoints and the access log", async (t) => {
       try {
         const failing = await text(`${base}/readyz`);
         assertEquals(failing.status, 503);
-        const error = JSON.parse(failing.body).errors[0];
-        assertEquals(error.code, "UNAVAILABLE");
-        assertEquals(error.detail, { dependencies: ["storage"] });
-        assertMatch(error.message, /storage/);
+        const checks = JSON.parse(failing.body).checks;
+        assertEquals(JSON.parse(failing.body).status, "unavailable");
+        assertEquals(checks.storage.ok, false);
+        assertMatch(checks.storage.error, /directory/i);
+        assertEquals(checks.metadata.ok, true);
+        await text(`${base}/readyz`); // a second failing probe is not logged again
       } finally {
         await Deno.remove(uploads);
         await Deno.rename(`${uploads}.away`, uploads);
       }
       assertEquals((await text(`${base}/readyz`)).status, 200);
+      // Info lines are written in batches: wait for the recovery line.
+      const flipLines = () =>
+        registry.logs().split("\n").filter((l) => /"msg":"(not )?ready/.test(l));
+      for (let i = 0; i < 100 && flipLines().length < 2; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const flips = flipLines();
+      assertEquals(flips.length, 2, flips.join("\n"));
+      assertMatch(flips[0], /not ready: storage \(filesystem\) failing/);
     });
 
     await t.step(

@@ -16,6 +16,13 @@ export interface PostgresCluster {
   port: number;
   /** A URL for another database of the cluster. */
   urlFor(database: string): string;
+  /**
+   * Stops the server (fast shutdown: open connections are closed) but keeps its data
+   * directory and port, for fault tests; {@link PostgresCluster.restart} brings it back.
+   */
+  pause(): Promise<void>;
+  /** Starts a paused server again on the same data directory and port. */
+  restart(): Promise<void>;
   /** Stops the server and removes its files. */
   stop(): Promise<void>;
 }
@@ -84,8 +91,8 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
       "-c max_connections=200",
       ...(options.durable ? [] : ["-c fsync=off", "-c synchronous_commit=off"]),
     ].join(" ");
-    try {
-      await run([
+    const start = () =>
+      run([
         `${BIN_DIR}/pg_ctl`,
         "-D",
         data,
@@ -98,11 +105,15 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
         settings,
         "start",
       ]);
+    try {
+      await start();
       const urlFor = (database: string) => `postgres://postgres@127.0.0.1:${port}/${database}`;
       return {
         url: urlFor("postgres"),
         port,
         urlFor,
+        pause: () => run([`${BIN_DIR}/pg_ctl`, "-D", data, "-m", "fast", "-w", "stop"]),
+        restart: start,
         stop: async () => {
           await run([`${BIN_DIR}/pg_ctl`, "-D", data, "-m", "immediate", "-w", "stop"])
             .catch(() => {});

@@ -80,6 +80,15 @@ export const ConfigSchema = z.strictObject({
         }).optional(),
         /** Multipart part size (at least 5 MiB). */
         partSize: size.optional(),
+        /** Answer blob GETs with `307` to a presigned GetObject URL instead of streaming. */
+        redirect: z.boolean().default(false),
+        /** How long a presigned URL stays valid (SigV4 allows at most 7 days). */
+        redirectExpiry: duration.prefault("20m").refine(
+          (ms) => ms >= 1_000 && ms <= 7 * 24 * 3_600_000,
+          { message: "expected a duration from 1s to 7d" },
+        ),
+        /** A request to the bucket idle this long fails; after 3 tries the client gets 503. */
+        requestTimeout: duration.prefault("60s"),
       }),
     ]),
   ),

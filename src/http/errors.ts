@@ -19,6 +19,11 @@ export function errorResponse(err: unknown, log: Logger, requestId?: string): Re
   let registryError: RegistryError;
   if (err instanceof RegistryError) {
     registryError = err;
+    // A store that could not be reached (the message names it: "metadata database …",
+    // "object storage …"): one line per failed request, with the underlying cause.
+    if (err.code === "UNAVAILABLE" && err.cause !== undefined) {
+      log.warn(err.message, { requestId, cause: String(err.cause) });
+    }
   } else if (isDiskFull(err)) {
     log.error("storage full", { requestId, error: String(err) });
     registryError = new RegistryError("UNAVAILABLE", "storage is full", { status: 507 });

@@ -64,6 +64,11 @@ export interface RepositorySnapshot {
 
 /** Metadata persistence. Every method is one atomic step. */
 export interface MetadataStore {
+  /** The driver's name as the configuration spells it (`sqlite`, `postgres`), for `/readyz`. */
+  readonly driver: string;
+  /** Resolves when the database answers a trivial query (`SELECT 1`); rejects otherwise. */
+  ping(): Promise<void>;
+
   /** True when the repository has ever been written to. */
   repositoryExists(name: string): Promise<boolean>;
   /** Repository names holding at least one manifest, sorted, after `last`. */

@@ -20,6 +20,8 @@
 import postgres from "postgres";
 import type { Digest } from "../oci/digest.ts";
 import { RegistryError } from "../oci/errors.ts";
+import { survivePostgresWriteRace } from "./postgres_write_race.ts";
+import { createLogger } from "../log/logger.ts";
 import type {
   MetadataStore,
   NewManifest,
@@ -124,6 +126,8 @@ export interface PostgresMetadataStoreOptions {
 
 /** SQLSTATEs worth running a transaction again for: serialization, deadlock, a racing GC. */
 const RETRYABLE = new Set(["40001", "40P01", "23503"]);
+/** SQLSTATEs of a connection the server terminated (shutdown, crash): the statement never ran. */
+const TERMINATED = new Set(["57P01", "57P02"]);
 const ATTEMPTS = 5;
 
 /**
@@ -137,6 +141,7 @@ const ATTEMPTS = 5;
  * ```
  */
 export class PostgresMetadataStore implements MetadataStore {
+  readonly driver = "postgres";
   readonly #sql: Sql;
   #closing: Promise<void> | null = null;
 
@@ -172,6 +177,9 @@ export class PostgresMetadataStore implements MetadataStore {
       },
     });
     const store = new PostgresMetadataStore(sql);
+    survivePostgresWriteRace((error) =>
+      createLogger().warn("metadata database: driver write race survived", { error: error.message })
+    );
     try {
       await store.#guard(() => store.#migrate());
     } catch (err) {
@@ -206,10 +214,16 @@ export class PostgresMetadataStore implements MetadataStore {
 
   /** Runs `fn`, turning connection failures and timeouts into UNAVAILABLE. */
   async #guard<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw postgresUnavailable(err);
+    // After a server restart every idle pooled connection is dead but still looks open: the
+    // next statement on each fails with 57P01/57P02 before it ran. Run it again (the failed
+    // connection is dropped), at most once per pooled connection.
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (attempt < this.#sql.options.max && TERMINATED.has(sqlState(err) ?? "")) continue;
+        throw postgresUnavailable(err);
+      }
     }
   }
 
@@ -243,6 +257,10 @@ export class PostgresMetadataStore implements MetadataStore {
     await tx`INSERT INTO repositories (name, created_at) VALUES (${name}, ${now()})
              ON CONFLICT (name) DO NOTHING`;
     return (await this.#repositoryId(tx, name, lock))!;
+  }
+
+  async ping(): Promise<void> {
+    await this.#query((sql) => sql`SELECT 1`);
   }
 
   async repositoryExists(name: string): Promise<boolean> {

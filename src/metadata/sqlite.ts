@@ -21,6 +21,7 @@ type Row = Record<string, SQLInputValue>;
 
 /** Metadata in one SQLite file (or `:memory:`). Use {@link SqliteMetadataStore.open}. */
 export class SqliteMetadataStore implements MetadataStore {
+  readonly driver = "sqlite";
   readonly #db: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
 
@@ -103,6 +104,15 @@ export class SqliteMetadataStore implements MetadataStore {
   #ensureRepository(name: string): number {
     this.#run("INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)", name, now());
     return this.#repositoryId(name)!;
+  }
+
+  ping(): Promise<void> {
+    try {
+      this.#one("SELECT 1");
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err); // a closed database rejects rather than throws
+    }
   }
 
   repositoryExists(name: string): Promise<boolean> {

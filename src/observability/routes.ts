@@ -1,6 +1,7 @@
 /**
  * Operations endpoints: `GET /metrics` (Prometheus text), `GET /healthz` (the process is up)
- * and `GET /readyz` (the metadata database and the blob store answer). They are registered
+ * and `GET /readyz` (the metadata database and the blob store answer; each check is reported
+ * with its driver, a failing one with its reason to loopback callers). They are registered
  * before authentication: probes and scrapers carry no registry credentials.
  * @module
  */
@@ -10,7 +11,7 @@ import { RegistryError } from "../oci/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import type { AppEnv } from "../http/context.ts";
 import { errorResponse } from "../http/errors.ts";
-import { type HealthCheck, runChecks } from "./health.ts";
+import { type HealthCheck, ReadinessLog, runChecks } from "./health.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** Options of {@link operationsRoutes}. */
@@ -29,25 +30,22 @@ export function operationsRoutes(app: Hono<AppEnv>, options: OperationsOptions):
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
+  const readiness = new ReadinessLog(log);
   app.get("/readyz", async (c) => {
     const results = await runChecks(checks);
-    const failed = results.filter((r) => !r.ok);
-    if (failed.length === 0) {
-      return c.json({
-        status: "ready",
-        checks: Object.fromEntries(results.map((r) => [r.name, "ok"])),
-      });
-    }
-    for (const f of failed) {
-      log.warn("not ready", { requestId: c.get("requestId"), dependency: f.name, error: f.error });
-    }
-    const names = failed.map((f) => f.name);
-    return errorResponse(
-      new RegistryError("UNAVAILABLE", `not ready: ${names.join(", ")} failing`, {
-        detail: { dependencies: names },
-      }),
-      log,
-    );
+    readiness.record(results);
+    // Reasons can carry hosts and paths: for loopback callers (or with metrics.public) only.
+    const details = options.publicMetrics || isLoopback(remoteAddress(c));
+    const ready = results.every((r) => r.ok);
+    return c.json({
+      status: ready ? "ready" : "unavailable",
+      checks: Object.fromEntries(results.map((r) => [r.name, {
+        driver: r.driver,
+        ok: r.ok,
+        ms: r.ms,
+        ...(r.error !== undefined && details ? { error: r.error } : {}),
+      }])),
+    }, ready ? 200 : 503);
   });
 
   app.get("/metrics", async (c) => {

@@ -9,7 +9,14 @@ function app(publicMetrics: boolean) {
   const app = new Hono<AppEnv>();
   operationsRoutes(app, {
     metrics: createMetrics(),
-    checks: [{ name: "metadata", check: () => Promise.reject(new Error("/secret/path gone")) }],
+    checks: [
+      {
+        name: "metadata",
+        driver: "postgres",
+        check: () => Promise.reject(new Error("/secret/path gone")),
+      },
+      { name: "storage", driver: "s3", check: () => Promise.resolve() },
+    ],
     log: createLogger({ write: () => {} }),
     publicMetrics,
   });
@@ -27,10 +34,20 @@ Deno.test("/metrics: loopback always, other addresses only with metrics.public",
   assertEquals((await app(true).request("/metrics", {}, from("10.1.2.3"))).status, 200);
 });
 
-Deno.test("/readyz names the dependency, never the internal error", async () => {
-  const res = await app(false).request("/readyz");
-  assertEquals(res.status, 503);
-  const text = await res.text();
-  assertEquals(JSON.parse(text).errors[0].detail, { dependencies: ["metadata"] });
+Deno.test("/readyz names the failing dependency; the reason only to loopback callers", async () => {
+  const local = await app(false).request("/readyz", {}, from("127.0.0.1"));
+  assertEquals(local.status, 503);
+  const body = await local.json();
+  assertEquals(body.status, "unavailable");
+  assertEquals(body.checks.metadata.driver, "postgres");
+  assertEquals(body.checks.metadata.ok, false);
+  assertEquals(body.checks.metadata.error, "/secret/path gone");
+  assertEquals(body.checks.storage.driver, "s3");
+  assertEquals(body.checks.storage.ok, true);
+
+  const remote = await app(false).request("/readyz", {}, from("10.1.2.3"));
+  assertEquals(remote.status, 503);
+  const text = await remote.text();
+  assertEquals(JSON.parse(text).checks.metadata.ok, false);
   assertEquals(text.includes("/secret/path"), false);
 });

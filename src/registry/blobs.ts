@@ -37,6 +37,15 @@ export class Blobs {
   }
 
   /**
+   * A URL the client may download a blob from directly (a presigned object-storage URL), or
+   * null to stream it. Only for a blob {@link locate} found linked here (`local`): a
+   * pull-through miss has no stored bytes to point at until it has been stored.
+   */
+  async redirectUrl(digest: Digest): Promise<string | null> {
+    return await this.store.redirectUrl?.(digest) ?? null;
+  }
+
+  /**
    * Streams a linked blob or one range of it; a blob only the pull-through upstream has is
    * streamed whole from there while it is stored.
    */

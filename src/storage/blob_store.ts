@@ -36,8 +36,27 @@ export interface AppendOptions {
   limit?: number;
 }
 
+/** Options of {@link BlobStore.redirectUrl}. */
+export interface RedirectOptions {
+  /** How long the URL stays valid, in seconds (default: the store's configured expiry). */
+  expiresInSeconds?: number;
+}
+
 /** Content-addressed blob storage with resumable upload sessions. */
 export interface BlobStore {
+  /** The driver's name as the configuration spells it (`filesystem`, `s3`), for `/readyz`. */
+  readonly driver: string;
+  /**
+   * Resolves when the store answers right now (one cheap request, no data moved); rejects with
+   * the reason otherwise. `signal` abandons the attempt (readiness probes have a deadline).
+   */
+  ping(signal?: AbortSignal): Promise<void>;
+  /**
+   * Where a client may download a stored blob straight from the backend (a presigned, expiring
+   * URL), or null when this store serves its bytes itself or redirects are switched off. Only
+   * for blobs known to be stored: the URL is made without checking.
+   */
+  redirectUrl?(digest: Digest, options?: RedirectOptions): Promise<string | null>;
   /** Size of a stored blob, or null when absent. Never reads the content. */
   stat(digest: Digest): Promise<BlobInfo | null>;
   /** Streams a stored blob, or one range of it; throws `BLOB_UNKNOWN` when absent. */

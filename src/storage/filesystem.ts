@@ -23,6 +23,7 @@ interface HashState {
 
 /** Blob store on a local directory. Use {@link FilesystemBlobStore.open}. */
 export class FilesystemBlobStore implements BlobStore {
+  readonly driver = "filesystem";
   readonly root: string;
   // Hash objects cannot be persisted: after a restart the session file is re-hashed once.
   #hashes = new Map<string, HashState>();
@@ -37,6 +38,13 @@ export class FilesystemBlobStore implements BlobStore {
     await Deno.mkdir(join(root, "blobs"), { recursive: true });
     await Deno.mkdir(join(root, "uploads"), { recursive: true });
     return new FilesystemBlobStore(root);
+  }
+
+  /** Creates and removes an empty file in `uploads/`: the directory is there and writable. */
+  async ping(): Promise<void> {
+    // The leading dot keeps the probe out of listUploads (not a valid session id).
+    const probe = await Deno.makeTempFile({ dir: join(this.root, "uploads"), prefix: ".ping-" });
+    await Deno.remove(probe);
   }
 
   #blobPath(digest: Digest): string {

@@ -25,6 +25,7 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -33,10 +34,18 @@ import {
   UploadPartCommand,
   UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { createSHA256, type IHasher } from "hash-wasm";
 import { type Digest, looksLikeDigest, parseDigest } from "../oci/digest.ts";
 import { RegistryError } from "../oci/errors.ts";
-import type { AppendOptions, BlobInfo, BlobStore, ByteRange, UploadState } from "./blob_store.ts";
+import type {
+  AppendOptions,
+  BlobInfo,
+  BlobStore,
+  ByteRange,
+  RedirectOptions,
+  UploadState,
+} from "./blob_store.ts";
 import { KeyedLock, type Locks } from "../concurrency/keyed_lock.ts";
 
 const MIB = 1 << 20;
@@ -64,7 +73,7 @@ export interface S3BlobStoreOptions {
   partSize?: number;
   /** Parts uploaded at once while the next one fills (default 2). */
   queueSize?: number;
-  /** Per-request socket timeout in ms (default 60 s). */
+  /** A request whose socket is idle this long fails (ms, default 60 s); retried like others. */
   requestTimeoutMs?: number;
   /** Connection timeout in ms (default 5 s). */
   connectTimeoutMs?: number;
@@ -75,7 +84,15 @@ export interface S3BlobStoreOptions {
    * bucket (in-process only by default).
    */
   locks?: Locks;
+  /**
+   * Answer blob downloads with presigned GetObject URLs valid this long (seconds, at most
+   * 604800 = 7 days, SigV4's limit); absent: Wharf streams the bytes itself.
+   */
+  redirectExpirySeconds?: number;
 }
+
+/** SigV4's longest presigned URL lifetime (7 days), in seconds. */
+export const MAX_REDIRECT_EXPIRY_SECONDS = 7 * 24 * 3600;
 
 /** The persisted state of one upload session (`uploads/<id>/state.json`). */
 interface SessionState {
@@ -95,11 +112,13 @@ interface SessionState {
 
 /** Blob store on an S3-compatible bucket. */
 export class S3BlobStore implements BlobStore {
+  readonly driver = "s3";
   readonly client: S3Client;
   readonly bucket: string;
   readonly prefix: string;
   #partSize: number;
   #queueSize: number;
+  #redirectExpiry: number | undefined;
   #sessions: Locks;
 
   constructor(options: S3BlobStoreOptions) {
@@ -108,6 +127,7 @@ export class S3BlobStore implements BlobStore {
     this.prefix = prefix === "" ? "" : `${prefix}/`;
     this.#partSize = Math.max(options.partSize ?? 16 * MIB, MIN_PART);
     this.#queueSize = Math.max(options.queueSize ?? 2, 1);
+    this.#redirectExpiry = options.redirectExpirySeconds;
     this.#sessions = options.locks ?? new KeyedLock();
     this.client = new S3Client({
       endpoint: options.endpoint,
@@ -120,7 +140,9 @@ export class S3BlobStore implements BlobStore {
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
       requestHandler: {
-        requestTimeout: options.requestTimeoutMs ?? 60_000,
+        // The idle timeout: `requestTimeout` only warns (unless throwOnRequestTimeout) and would
+        // bound a whole large transfer; a hung server leaves the socket idle.
+        socketTimeout: options.requestTimeoutMs ?? 60_000,
         connectionTimeout: options.connectTimeoutMs ?? 5_000,
       },
     });
@@ -129,6 +151,34 @@ export class S3BlobStore implements BlobStore {
   /** Closes the client's sockets. */
   close(): void {
     this.client.destroy();
+  }
+
+  /** HeadBucket: the endpoint answers, the credentials work and the bucket exists. */
+  async ping(signal?: AbortSignal): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), {
+        abortSignal: signal,
+      });
+    } catch (err) {
+      throw unavailable("HeadBucket", err);
+    }
+  }
+
+  /**
+   * A presigned GetObject URL for a stored blob, valid `redirectExpirySeconds` (or
+   * `expiresInSeconds`); null when redirects are off. Signed locally: no request is made.
+   */
+  async redirectUrl(digest: Digest, options: RedirectOptions = {}): Promise<string | null> {
+    const expiresIn = options.expiresInSeconds ?? this.#redirectExpiry;
+    if (expiresIn === undefined) return null;
+    const command = new GetObjectCommand({ Bucket: this.bucket, Key: this.#blobKey(digest) });
+    try {
+      return await getSignedUrl(this.client, command, {
+        expiresIn: Math.min(expiresIn, MAX_REDIRECT_EXPIRY_SECONDS),
+      });
+    } catch (err) {
+      throw unavailable("presign GetObject", err);
+    }
   }
 
   #blobKey(digest: Digest): string {

@@ -1,5 +1,6 @@
 /**
- * Blob routes: `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`, with single byte ranges.
+ * Blob routes: `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`, with single byte ranges; a GET
+ * answers `307` to a presigned URL when the blob store offers one (`storage.redirect`).
  * @module
  */
 import type { Hono } from "hono";
@@ -14,6 +15,17 @@ export function blobRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
     const name = repository(c, "pull");
     const digest = toDigest(c.req.param("digest"));
     const { size, local } = await registry.blobs.locate(name, digest);
+    // Access checked and the blob linked here: object storage may serve the bytes (a Range
+    // header is re-sent there by the client). HEAD is answered here, never redirected.
+    if (c.req.method === "GET" && local) {
+      const location = await registry.blobs.redirectUrl(digest);
+      if (location !== null) {
+        return new Response(null, {
+          status: 307,
+          headers: { "Location": location, "Docker-Content-Digest": digest, "Content-Length": "0" },
+        });
+      }
+    }
     const headers: Record<string, string> = {
       "Docker-Content-Digest": digest,
       "Content-Type": "application/octet-stream",
