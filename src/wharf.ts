@@ -166,7 +166,7 @@ export async function openMetadataStore(
   }
   const url = metadata.url ?? Deno.env.get(metadata.urlEnv!);
   if (!url) throw new Error(`metadata.urlEnv: ${metadata.urlEnv} is not set`);
-  return await PostgresMetadataStore.open(url);
+  return await PostgresMetadataStore.open(url, { statementTimeoutMs: metadata.queryTimeout });
 }
 
 function limitsOf(config: Config): (repository: string) => UploadLimits {

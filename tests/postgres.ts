@@ -23,6 +23,10 @@ export interface PostgresCluster {
   pause(): Promise<void>;
   /** Starts a paused server again on the same data directory and port. */
   restart(): Promise<void>;
+  /** SIGSTOPs the server and its backends: connections stay open, nothing answers. */
+  freeze(): Promise<void>;
+  /** SIGCONTs what {@link PostgresCluster.freeze} stopped. */
+  thaw(): Promise<void>;
   /** Stops the server and removes its files. */
   stop(): Promise<void>;
 }
@@ -114,6 +118,8 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
         urlFor,
         pause: () => run([`${BIN_DIR}/pg_ctl`, "-D", data, "-m", "fast", "-w", "stop"]),
         restart: start,
+        freeze: () => signalServer(data, "SIGSTOP"),
+        thaw: () => signalServer(data, "SIGCONT"),
         stop: async () => {
           await run([`${BIN_DIR}/pg_ctl`, "-D", data, "-m", "immediate", "-w", "stop"])
             .catch(() => {});
@@ -150,4 +156,14 @@ async function run(argv: string[], asPostgres = true): Promise<void> {
     const text = new TextDecoder().decode(output.stderr) + new TextDecoder().decode(output.stdout);
     throw new Error(`${argv[0].split("/").pop()} failed (${output.code}): ${text.trim()}`);
   }
+}
+
+/** Sends `signal` to the postmaster of `data` and to every process it started. */
+async function signalServer(data: string, signal: Deno.Signal): Promise<void> {
+  const postmaster = Number((await Deno.readTextFile(`${data}/postmaster.pid`)).split("\n")[0]);
+  const children = new TextDecoder().decode(
+    (await new Deno.Command("pgrep", { args: ["-P", String(postmaster)], stdout: "piped" })
+      .output()).stdout,
+  ).split("\n").filter(Boolean).map(Number);
+  for (const pid of [postmaster, ...children]) Deno.kill(pid, signal);
 }

@@ -35,6 +35,8 @@ async function outcome(response: Response): Promise<{ status: number; code?: str
 }
 
 const UNAVAILABLE = { status: 503, code: "UNAVAILABLE" };
+/** The PostgreSQL query timeout the server under test runs with. */
+const PG_TIMEOUT_MS = 1_500;
 
 /** The `/readyz` body. */
 interface Readiness {
@@ -127,7 +129,7 @@ Deno.test({
             },
             requestTimeout: `${S3_TIMEOUT_MS}ms`,
           },
-          metadata: { driver: "postgres", url: postgres.url },
+          metadata: { driver: "postgres", url: postgres.url, queryTimeout: `${PG_TIMEOUT_MS}ms` },
         },
       });
       const base = registry.url;
@@ -250,6 +252,45 @@ Deno.test({
                 statuses.join(" ")
               }; driver write races survived: ${races}`,
             );
+          },
+        )
+      ) passed = false;
+
+      if (
+        !await t.step(
+          "PostgreSQL hung (SIGSTOP): 503 within the query timeout, not a hang",
+          async () => {
+            const image = await stageImage(base, "faults/pg-hung");
+            await postgres.freeze();
+            try {
+              const started = performance.now();
+              const [get, put] = await Promise.all([
+                fetch(`${base}/v2/faults/db/manifests/v1`, { headers: { Accept: OCI_MANIFEST } }),
+                fetch(`${base}/v2/faults/pg-hung/manifests/v1`, {
+                  method: "PUT",
+                  headers: { "Content-Type": OCI_MANIFEST },
+                  body: image,
+                }),
+              ]);
+              assertEquals(await outcome(get), UNAVAILABLE);
+              assertEquals(await outcome(put), UNAVAILABLE);
+              const ms = performance.now() - started;
+              // The server cannot cancel anything while stopped: the client deadline answers.
+              // Deadline: connect timeout (5 s) + query timeout + 2 s.
+              assertOk(ms < 5_000 + PG_TIMEOUT_MS + 2_000 + 1_500, `requests took ${ms} ms`);
+              await logLine(registry!, /did not answer in/);
+              console.log(`  hung PostgreSQL: manifest GET and PUT 503 after ${ms.toFixed(0)} ms`);
+            } finally {
+              await postgres.thaw();
+            }
+            await waitReady(base);
+            const put = await fetch(`${base}/v2/faults/pg-hung/manifests/v1`, {
+              method: "PUT",
+              headers: { "Content-Type": OCI_MANIFEST },
+              body: image,
+            });
+            await put.body?.cancel();
+            assertEquals(put.status, 201);
           },
         )
       ) passed = false;

@@ -106,6 +106,12 @@ export const ConfigSchema = z.strictObject({
         /** `postgres://user:password@host:port/database`, or the name of a variable holding it. */
         url: z.string().min(1).optional(),
         urlEnv: z.string().min(1).optional(),
+        /**
+         * Longest a statement may run (the server's `statement_timeout`); the client gives up
+         * 2 s after this plus the 5 s connect timeout, so a hung server or network answers 503
+         * rather than hanging requests.
+         */
+        queryTimeout: duration.prefault("10s").refine((ms) => ms >= 100, "at least 100ms"),
       }).refine((m) => (m.url === undefined) !== (m.urlEnv === undefined), {
         message: "set exactly one of url and urlEnv",
       }),

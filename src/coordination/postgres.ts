@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import type postgres from "postgres";
 import { KeyedLock, type Locks } from "../concurrency/keyed_lock.ts";
 import { processAlive } from "../concurrency/process_alive.ts";
-import { postgresUnavailable } from "../metadata/postgres.ts";
+import { guardPostgres } from "../metadata/postgres.ts";
 import { RegistryError } from "../oci/errors.ts";
 import type { Coordination, FailureCounts } from "./coordination.ts";
 
@@ -61,37 +61,39 @@ export class PostgresCoordination implements Coordination {
     sql: postgres.Sql,
     options: { leaseTtlMs?: number } = {},
   ): Promise<PostgresCoordination> {
-    await guard(() =>
+    await guardPostgres(sql, () =>
       sql.begin(async (tx) => {
         await tx`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`;
         await tx.unsafe(SCHEMA);
-      })
-    );
+      }));
     return new PostgresCoordination(sql, options.leaseTtlMs ?? LEASE_TTL_MS);
   }
 
   async sharedValue(name: string, init: () => string): Promise<string> {
-    const [existing] = await guard(() =>
-      this.#sql`SELECT value FROM wharf_shared_values WHERE name = ${name}`
+    const [existing] = await guardPostgres(
+      this.#sql,
+      () => this.#sql`SELECT value FROM wharf_shared_values WHERE name = ${name}`,
     );
     if (existing) return existing.value as string;
-    await guard(() =>
-      this.#sql`INSERT INTO wharf_shared_values (name, value) VALUES (${name}, ${init()})
-                ON CONFLICT (name) DO NOTHING`
+    await guardPostgres(
+      this.#sql,
+      () =>
+        this.#sql`INSERT INTO wharf_shared_values (name, value) VALUES (${name}, ${init()})
+                ON CONFLICT (name) DO NOTHING`,
     );
-    const [row] = await guard(() =>
-      this.#sql`SELECT value FROM wharf_shared_values WHERE name = ${name}`
+    const [row] = await guardPostgres(
+      this.#sql,
+      () => this.#sql`SELECT value FROM wharf_shared_values WHERE name = ${name}`,
     );
     return row.value as string;
   }
 
   async claim(name: string, tick: number): Promise<boolean> {
-    const rows = await guard(() =>
+    const rows = await guardPostgres(this.#sql, () =>
       this.#sql`
         INSERT INTO wharf_claims AS c (name, tick) VALUES (${name}, ${tick})
         ON CONFLICT (name) DO UPDATE SET tick = excluded.tick WHERE c.tick < excluded.tick
-        RETURNING tick`
-    );
+        RETURNING tick`);
     return rows.length === 1;
   }
 
@@ -137,14 +139,13 @@ class LeaseLocks implements Locks {
     const holder = `${this.#owner}:${crypto.randomUUID()}`;
     const deadline = Date.now() + WAIT_LIMIT_MS;
     for (let delay = 5;; delay = Math.min(delay * 2, 250)) {
-      const rows = await guard(() =>
+      const rows = await guardPostgres(this.#sql, () =>
         this.#sql`
           INSERT INTO wharf_leases AS l (name, holder, expires_at)
           VALUES (${key}, ${holder}, clock_timestamp() + ${this.#ttl} * interval '1 millisecond')
           ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
           WHERE l.expires_at < clock_timestamp()
-          RETURNING holder`
-      );
+          RETURNING holder`);
       if (rows.length === 1) return holder;
       if (await this.#takeFromDeadProcess(key, holder)) return holder;
       if (!wait) return null;
@@ -162,17 +163,19 @@ class LeaseLocks implements Locks {
    * mid-task), instead of waiting for the lease to lapse.
    */
   async #takeFromDeadProcess(key: string, holder: string): Promise<boolean> {
-    const [row] = await guard(() => this.#sql`SELECT holder FROM wharf_leases WHERE name = ${key}`);
+    const [row] = await guardPostgres(
+      this.#sql,
+      () => this.#sql`SELECT holder FROM wharf_leases WHERE name = ${key}`,
+    );
     if (!row) return false;
     const [host, pid] = (row.holder as string).split(":");
     if (host !== hostname() || !/^\d+$/.test(pid ?? "") || processAlive(Number(pid))) return false;
-    const taken = await guard(() =>
+    const taken = await guardPostgres(this.#sql, () =>
       this.#sql`
         UPDATE wharf_leases
         SET holder = ${holder}, expires_at = clock_timestamp() + ${this.#ttl} * interval '1 millisecond'
         WHERE name = ${key} AND holder = ${row.holder as string}
-        RETURNING holder`
-    );
+        RETURNING holder`);
     return taken.length === 1;
   }
 
@@ -207,36 +210,29 @@ class PostgresFailureCounts implements FailureCounts {
   async add(key: string, windowMs: number): Promise<number> {
     const now = Date.now();
     if (++this.#adds % 1000 === 0) {
-      await guard(() => this.#sql`DELETE FROM wharf_failures WHERE last_at < ${now - windowMs}`);
+      await guardPostgres(
+        this.#sql,
+        () => this.#sql`DELETE FROM wharf_failures WHERE last_at < ${now - windowMs}`,
+      );
     }
-    const [row] = await guard(() =>
+    const [row] = await guardPostgres(this.#sql, () =>
       this.#sql`
         INSERT INTO wharf_failures AS f (key, count, last_at) VALUES (${key}, 1, ${now})
         ON CONFLICT (key) DO UPDATE
         SET count = CASE WHEN f.last_at < ${now - windowMs} THEN 1 ELSE f.count + 1 END,
             last_at = excluded.last_at
-        RETURNING count`
-    );
+        RETURNING count`);
     return Number(row.count);
   }
 
   async count(key: string, windowMs: number): Promise<number> {
-    const [row] = await guard(() =>
+    const [row] = await guardPostgres(this.#sql, () =>
       this.#sql`SELECT count FROM wharf_failures
-                WHERE key = ${key} AND last_at >= ${Date.now() - windowMs}`
-    );
+                WHERE key = ${key} AND last_at >= ${Date.now() - windowMs}`);
     return row ? Number(row.count) : 0;
   }
 
   async clear(key: string): Promise<void> {
-    await guard(() => this.#sql`DELETE FROM wharf_failures WHERE key = ${key}`);
-  }
-}
-
-async function guard<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw postgresUnavailable(err);
+    await guardPostgres(this.#sql, () => this.#sql`DELETE FROM wharf_failures WHERE key = ${key}`);
   }
 }

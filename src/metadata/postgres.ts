@@ -213,18 +213,8 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   /** Runs `fn`, turning connection failures and timeouts into UNAVAILABLE. */
-  async #guard<T>(fn: () => Promise<T>): Promise<T> {
-    // After a server restart every idle pooled connection is dead but still looks open: the
-    // next statement on each fails with 57P01/57P02 before it ran. Run it again (the failed
-    // connection is dropped), at most once per pooled connection.
-    for (let attempt = 0;; attempt++) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (attempt < this.#sql.options.max && TERMINATED.has(sqlState(err) ?? "")) continue;
-        throw postgresUnavailable(err);
-      }
-    }
+  #guard<T>(fn: () => Promise<T>): Promise<T> {
+    return guardPostgres(this.#sql, fn);
   }
 
   /** Runs `fn` in a transaction, again when it lost a race it can win on a retry. */
@@ -695,6 +685,47 @@ function sqlState(err: unknown): string | undefined {
  * The error to throw for `err`: registry errors and plain SQL errors (bugs) as they are,
  * connection failures, timeouts and a server going away as UNAVAILABLE (503).
  */
+/** Slack past the connect and statement timeouts before the client gives up on a query. */
+const DEADLINE_MARGIN_MS = 2_000;
+
+/**
+ * Runs `fn` (queries on pool `sql`) for any of the shared tables: connection failures and
+ * timeouts become 503, and a client-side deadline a little past the pool's connect timeout plus
+ * its `statement_timeout` fails a query to a hung server or through a black-holed network instead of hanging the request
+ * (the server-side timeout cannot fire then). After a server restart every idle pooled connection
+ * is dead but still looks open: the next statement on each fails with 57P01/57P02 before it ran,
+ * so it runs again (the failed connection is dropped), at most once per pooled connection.
+ */
+export async function guardPostgres<T>(sql: Sql, fn: () => Promise<T>): Promise<T> {
+  // Waiting for a connection, then the statement: past both, no answer is coming.
+  const deadlineMs = Number(sql.options.connect_timeout ?? 30) * 1000 +
+    Number(sql.options.connection?.statement_timeout ?? 10_000) + DEADLINE_MARGIN_MS;
+  for (let attempt = 0;; attempt++) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const work = fn();
+    // A query abandoned at the deadline still settles later: never as an unhandled rejection.
+    work.catch(() => {});
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new RegistryError("UNAVAILABLE", `metadata database did not answer in ${deadlineMs} ms`, {
+            status: 503,
+            cause: new Error("client deadline: the server or the network is hung"),
+          }),
+        );
+      }, deadlineMs);
+    });
+    try {
+      return await Promise.race([work, deadline]);
+    } catch (err) {
+      if (attempt < sql.options.max && TERMINATED.has(sqlState(err) ?? "")) continue;
+      throw postgresUnavailable(err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
 /**
  * Maps a connection failure or timeout of `npm:postgres` to `RegistryError("UNAVAILABLE")`
  * (503); any other error is returned as it is.

@@ -8,7 +8,7 @@
  * @module
  */
 import type postgres from "postgres";
-import { postgresUnavailable } from "../metadata/postgres.ts";
+import { guardPostgres, postgresUnavailable } from "../metadata/postgres.ts";
 import type { Digest } from "../oci/digest.ts";
 import type {
   ArtifactIndex,
@@ -81,12 +81,11 @@ export class PostgresPluginStore implements PluginStore {
 
   /** Creates the host's tables (once, under the schema lock) on the pool `sql`. */
   static async open(sql: postgres.Sql): Promise<PostgresPluginStore> {
-    await guard(() =>
+    await guardPostgres(sql, () =>
       sql.begin(async (tx) => {
         await tx`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`;
         await tx.unsafe(SCHEMA);
-      })
-    );
+      }));
     return new PostgresPluginStore(sql);
   }
 
@@ -94,8 +93,9 @@ export class PostgresPluginStore implements PluginStore {
     const queries = (sql: Sql, outside: boolean): PluginQueries => {
       const query = (text: string, values: SqlValue[]) => {
         if (outside) this.#scope.assertOutside();
-        return guard(() =>
-          sql.unsafe(numberPlaceholders(text), values as postgres.ParameterOrJSON<never>[])
+        return guardPostgres(
+          this.#sql,
+          () => sql.unsafe(numberPlaceholders(text), values as postgres.ParameterOrJSON<never>[]),
         );
       };
       return {
@@ -114,8 +114,9 @@ export class PostgresPluginStore implements PluginStore {
       },
       transaction: async (fn) => {
         this.#scope.assertOutside();
-        return await guard(() =>
-          this.#sql.begin((tx) => this.#scope.run(() => fn(queries(tx, false))))
+        return await guardPostgres(
+          this.#sql,
+          () => this.#sql.begin((tx) => this.#scope.run(() => fn(queries(tx, false)))),
         ) as Awaited<ReturnType<typeof fn>>;
       },
     };
@@ -125,7 +126,7 @@ export class PostgresPluginStore implements PluginStore {
     return {
       record: async (record) => {
         this.#scope.assertOutside();
-        await guard(() =>
+        await guardPostgres(this.#sql, () =>
           this.#sql.unsafe(
             `INSERT INTO wharf_artifacts (${ARTIFACT_COLUMNS}, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -143,17 +144,15 @@ export class PostgresPluginStore implements PluginStore {
               record.detail ? JSON.stringify(record.detail) : null,
               Date.now(),
             ],
-          )
-        );
+          ));
       },
       list: (repository, subject) => this.list(repository, subject),
       ofArtifact: (repository, digest) => this.#listArtifacts(repository, digest, "digest"),
       remove: async (repository, digest) => {
         this.#scope.assertOutside();
-        await guard(() =>
+        await guardPostgres(this.#sql, () =>
           this.#sql`DELETE FROM wharf_artifacts
-                    WHERE repository = ${repository} AND digest = ${digest} AND plugin = ${plugin}`
-        );
+                    WHERE repository = ${repository} AND digest = ${digest} AND plugin = ${plugin}`);
       },
     };
   }
@@ -163,10 +162,9 @@ export class PostgresPluginStore implements PluginStore {
   }
 
   async forget(repository: string, digest: Digest): Promise<void> {
-    await guard(() =>
+    await guardPostgres(this.#sql, () =>
       this.#sql`DELETE FROM wharf_artifacts
-                WHERE repository = ${repository} AND (digest = ${digest} OR subject = ${digest})`
-    );
+                WHERE repository = ${repository} AND (digest = ${digest} OR subject = ${digest})`);
   }
 
   /** The pool belongs to the metadata store, which closes it. */
@@ -176,7 +174,7 @@ export class PostgresPluginStore implements PluginStore {
 
   /** Applies `plugin`'s pending migrations in one transaction, under the schema lock. */
   async #migrate(plugin: string, migrations: Migration[]): Promise<void> {
-    await guard(() =>
+    await guardPostgres(this.#sql, () =>
       this.#sql.begin(async (tx) => {
         // Held to the end of the transaction: another process waits, then finds nothing to do.
         await tx`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`;
@@ -192,8 +190,7 @@ export class PostgresPluginStore implements PluginStore {
           await tx`INSERT INTO wharf_plugin_migrations (plugin, version, applied_at)
                    VALUES (${plugin}, ${version}, ${Date.now()})`;
         }
-      })
-    );
+      }));
   }
 
   async #listArtifacts(
@@ -202,23 +199,13 @@ export class PostgresPluginStore implements PluginStore {
     by: "subject" | "digest",
   ): Promise<IndexedArtifact[]> {
     this.#scope.assertOutside();
-    const rows = await guard(() =>
+    const rows = await guardPostgres(this.#sql, () =>
       this.#sql.unsafe(
         `SELECT ${ARTIFACT_COLUMNS} FROM wharf_artifacts
          WHERE repository = $1 AND ${by} = $2 ORDER BY kind, digest, plugin`,
         [repository, digest],
-      )
-    );
+      ));
     return rows.map(indexedArtifact);
-  }
-}
-
-/** Runs `fn`, turning connection failures and timeouts into UNAVAILABLE. */
-async function guard<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw postgresUnavailable(err);
   }
 }
 

@@ -13,7 +13,7 @@
  */
 import { hostname } from "node:os";
 import type postgres from "postgres";
-import { postgresUnavailable } from "../metadata/postgres.ts";
+import { guardPostgres } from "../metadata/postgres.ts";
 import {
   type BeginOptions,
   type BeginResult,
@@ -89,7 +89,7 @@ export class PostgresSyncHistory implements SyncHistory {
    */
   static async open(sql: postgres.Sql): Promise<PostgresSyncHistory> {
     const history = new PostgresSyncHistory(sql);
-    await guard(() =>
+    await guardPostgres(sql, () =>
       sql.begin(async (tx) => {
         await tx`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`;
         await tx.unsafe(
@@ -103,9 +103,8 @@ export class PostgresSyncHistory implements SyncHistory {
             [version],
           );
         }
-      })
-    );
-    await guard(() => history.#reapExpired());
+      }));
+    await guardPostgres(sql, () => history.#reapExpired());
     return history;
   }
 
@@ -120,7 +119,7 @@ export class PostgresSyncHistory implements SyncHistory {
   }
 
   begin(mirror: string, trigger: string, options: BeginOptions): Promise<BeginResult> {
-    return guard(async () => {
+    return guardPostgres(this.#sql, async () => {
       // A conflicting run may end between the insert and the look that explains it: try again.
       for (let attempt = 0; attempt < 5; attempt++) {
         await this.#reapExpired(mirror);
@@ -147,7 +146,7 @@ export class PostgresSyncHistory implements SyncHistory {
   }
 
   heartbeat(id: number, leaseMs: number): Promise<boolean> {
-    return guard(async () => {
+    return guardPostgres(this.#sql, async () => {
       const renewed = await this.#sql.unsafe(
         `UPDATE wharf_sync_runs SET lease_until = ${NOW} + $2
          WHERE id = $1 AND outcome = 'running'`,
@@ -158,7 +157,7 @@ export class PostgresSyncHistory implements SyncHistory {
   }
 
   finish(id: number, outcome: Outcome, counts: RunCounts, errors: string[]): Promise<void> {
-    return guard(async () => {
+    return guardPostgres(this.#sql, async () => {
       await this.#sql.unsafe(
         `UPDATE wharf_sync_runs SET ended_at = ${NOW}, outcome = $2, images = $3, unchanged = $4,
            skipped = $5, attachments = $6, blobs = $7, bytes = $8, retries = $9, deleted = $10,
@@ -182,7 +181,7 @@ export class PostgresSyncHistory implements SyncHistory {
   }
 
   list(options: ListOptions = {}): Promise<RunRecord[]> {
-    return guard(async () => {
+    return guardPostgres(this.#sql, async () => {
       await this.#reapExpired(options.mirror);
       const rows = await this.#sql`
         SELECT * FROM wharf_sync_runs
@@ -194,7 +193,7 @@ export class PostgresSyncHistory implements SyncHistory {
   }
 
   recordTag(mirror: string, repository: string, tag: string, digest: string): Promise<void> {
-    return guard(async () => {
+    return guardPostgres(this.#sql, async () => {
       await this.#sql.unsafe(
         `INSERT INTO wharf_sync_mirrored_tags (mirror, repository, tag, digest, updated_at)
          VALUES ($1, $2, $3, $4, ${NOW})
@@ -206,7 +205,7 @@ export class PostgresSyncHistory implements SyncHistory {
   }
 
   mirroredTags(mirror: string, repository: string): Promise<Map<string, string>> {
-    return guard(async () => {
+    return guardPostgres(this.#sql, async () => {
       const rows = await this.#sql`
         SELECT tag, digest FROM wharf_sync_mirrored_tags
         WHERE mirror = ${mirror} AND repository = ${repository}`;
@@ -215,7 +214,7 @@ export class PostgresSyncHistory implements SyncHistory {
   }
 
   mirroredRepositories(mirror: string): Promise<string[]> {
-    return guard(async () => {
+    return guardPostgres(this.#sql, async () => {
       const rows = await this.#sql`
         SELECT DISTINCT repository FROM wharf_sync_mirrored_tags WHERE mirror = ${mirror}
         ORDER BY repository`;
@@ -224,7 +223,7 @@ export class PostgresSyncHistory implements SyncHistory {
   }
 
   forgetTag(mirror: string, repository: string, tag: string): Promise<void> {
-    return guard(async () => {
+    return guardPostgres(this.#sql, async () => {
       await this.#sql`
         DELETE FROM wharf_sync_mirrored_tags
         WHERE mirror = ${mirror} AND repository = ${repository} AND tag = ${tag}`;
@@ -234,14 +233,5 @@ export class PostgresSyncHistory implements SyncHistory {
   /** Nothing to release: the pool belongs to the metadata store. */
   close(): Promise<void> {
     return Promise.resolve();
-  }
-}
-
-/** Runs `fn`, turning connection failures and timeouts into UNAVAILABLE (503). */
-async function guard<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw postgresUnavailable(err);
   }
 }
