@@ -20,8 +20,6 @@
 import postgres from "postgres";
 import type { Digest } from "../oci/digest.ts";
 import { RegistryError } from "../oci/errors.ts";
-import { survivePostgresWriteRace } from "./postgres_write_race.ts";
-import { createLogger } from "../log/logger.ts";
 import type {
   MetadataStore,
   NewManifest,
@@ -177,9 +175,6 @@ export class PostgresMetadataStore implements MetadataStore {
       },
     });
     const store = new PostgresMetadataStore(sql);
-    survivePostgresWriteRace((error) =>
-      createLogger().warn("metadata database: driver write race survived", { error: error.message })
-    );
     try {
       await store.#guard(() => store.#migrate());
     } catch (err) {
