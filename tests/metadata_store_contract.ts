@@ -41,10 +41,16 @@ const CASES: Record<string, Case> = {
     await db.putManifest("r", manifest(d("2")), "v2");
     assertEquals(await db.resolveTag("r", "latest"), d("2"));
     assertEquals(await db.resolveTag("r", "nope"), null);
+    const tagged = await db.getTaggedManifest("r", "latest");
+    assertEquals(tagged, await db.getManifest("r", d("2")));
+    assertEquals(tagged?.digest, d("2"));
+    assertEquals(await db.getTaggedManifest("r", "nope"), null);
+    assertEquals(await db.getTaggedManifest("other", "latest"), null);
     assertEquals((await db.listTags("r", { limit: 10 })).items, ["latest", "v2"]);
     assertEquals(await db.deleteManifest("r", d("2")), true);
     assertEquals(await db.deleteManifest("r", d("2")), false);
     assertEquals(await db.resolveTag("r", "latest"), null);
+    assertEquals(await db.getTaggedManifest("r", "latest"), null);
     assertEquals((await db.listTags("r", { limit: 10 })).items, []);
     assertOk(await db.getManifest("r", d("1")));
     await db.putManifest("r", manifest(d("1")), "t");

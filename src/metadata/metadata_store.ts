@@ -94,6 +94,8 @@ export interface MetadataStore {
   getManifest(repository: string, digest: Digest): Promise<StoredManifest | null>;
   /** The digest a tag points to, or null. */
   resolveTag(repository: string, tag: string): Promise<Digest | null>;
+  /** The manifest a tag points to, or null: one lookup for the most frequent read of a pull. */
+  getTaggedManifest(repository: string, tag: string): Promise<StoredManifest | null>;
   /** Tags of a repository, sorted, after `last`. */
   listTags(repository: string, options: { last?: string; limit: number }): Promise<Page<string>>;
   /** Removes a tag; false when absent. */

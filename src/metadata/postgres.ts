@@ -380,6 +380,22 @@ export class PostgresMetadataStore implements MetadataStore {
     };
   }
 
+  async getTaggedManifest(repository: string, tag: string): Promise<StoredManifest | null> {
+    const [row] = await this.#query((sql) =>
+      sql`SELECT m.digest, m.media_type, m.size, m.content FROM tags t
+          JOIN repositories r ON r.id = t.repository_id
+          JOIN manifests m ON m.digest = t.digest
+          WHERE r.name = ${repository} AND t.name = ${tag}`
+    );
+    if (!row) return null;
+    return {
+      digest: String(row.digest) as Digest,
+      mediaType: String(row.media_type),
+      size: Number(row.size),
+      content: new Uint8Array(row.content as Uint8Array),
+    };
+  }
+
   async resolveTag(repository: string, tag: string): Promise<Digest | null> {
     const [row] = await this.#query((sql) =>
       sql`SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id

@@ -287,6 +287,24 @@ export class SqliteMetadataStore implements MetadataStore {
     });
   }
 
+  getTaggedManifest(repository: string, tag: string): Promise<StoredManifest | null> {
+    const row = this.#one(
+      `SELECT m.digest, m.media_type, m.size, m.content FROM tags t
+       JOIN repositories r ON r.id = t.repository_id
+       JOIN manifests m ON m.digest = t.digest
+       WHERE r.name = ? AND t.name = ?`,
+      repository,
+      tag,
+    );
+    if (!row) return Promise.resolve(null);
+    return Promise.resolve({
+      digest: String(row.digest) as Digest,
+      mediaType: String(row.media_type),
+      size: Number(row.size),
+      content: row.content as Uint8Array<ArrayBuffer>,
+    });
+  }
+
   resolveTag(repository: string, tag: string): Promise<Digest | null> {
     const row = this.#one(
       `SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id

@@ -105,10 +105,9 @@ export class Manifests {
    * run first and may refuse.
    */
   async get(repository: string, reference: Reference, caller?: Caller): Promise<StoredManifest> {
-    const digest = reference.kind === "digest"
-      ? reference.digest
-      : await this.metadata.resolveTag(repository, reference.tag);
-    let manifest = digest === null ? null : await this.metadata.getManifest(repository, digest);
+    let manifest = reference.kind === "digest"
+      ? await this.metadata.getManifest(repository, reference.digest)
+      : await this.metadata.getTaggedManifest(repository, reference.tag);
     // Only a pull (with a caller) reaches out to a pull-through upstream.
     if (!manifest && caller) {
       manifest = await this.pullThrough.source?.manifest(repository, reference) ?? null;
