@@ -22,7 +22,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cephMissing, type CephRgw, startCephRgw } from "../tests/ceph_rgw.ts";
+import { cephMissing, type CephRgw, s3StorageConfig, startCephRgw } from "../tests/ceph_rgw.ts";
 import { startRegistry, type TestRegistry } from "../tests/harness.ts";
 import { pushImage } from "../tests/oci_client.ts";
 import {
@@ -410,17 +410,7 @@ async function main(): Promise<void> {
 
     const bucket = await rgw.bucket("wharf");
     const shared = {
-      storage: {
-        driver: "s3",
-        endpoint: bucket.endpoint,
-        bucket: bucket.bucket,
-        region: bucket.region,
-        prefix: "registry",
-        credentials: {
-          accessKeyId: bucket.credentials!.accessKeyId,
-          secretAccessKey: bucket.credentials!.secretAccessKey,
-        },
-      },
+      storage: s3StorageConfig(bucket),
       metadata: { driver: "postgres", url: postgres.url },
     };
     registries.push(await startWharf(stage, join(tmp, "b0"), shared));

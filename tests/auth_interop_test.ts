@@ -641,7 +641,7 @@ Deno.test({
 // Raw HTTP, token flow
 
 Deno.test("auth interop (HTTP, token): token endpoint, expired, tampered and foreign tokens", () =>
-  withAuthRegistry(true, async ({ registry, tmp }) => {
+  withAuthRegistry(true, async ({ registry }) => {
     const url = registry.url;
 
     // The challenge of `/v2/` names the realm on the registry's own host:port, without scope.

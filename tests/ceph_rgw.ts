@@ -207,3 +207,25 @@ function onPath(bin: string): boolean {
     }
   });
 }
+
+/**
+ * The `storage` section of a Wharf config for a bucket of {@link CephRgw.bucket} (key prefix
+ * `registry`), with `extra` keys such as `redirect` or `requestTimeout`.
+ */
+export function s3StorageConfig(
+  bucket: S3BlobStoreOptions,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    driver: "s3",
+    endpoint: bucket.endpoint,
+    bucket: bucket.bucket,
+    region: bucket.region,
+    prefix: "registry",
+    credentials: {
+      accessKeyId: bucket.credentials!.accessKeyId,
+      secretAccessKey: bucket.credentials!.secretAccessKey,
+    },
+    ...extra,
+  };
+}

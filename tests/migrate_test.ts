@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
-import { cephMissing, startCephRgw } from "./ceph_rgw.ts";
+import { cephMissing, s3StorageConfig, startCephRgw } from "./ceph_rgw.ts";
 import { runWharf, startRegistry } from "./harness.ts";
 import { descriptor, pushBlob, putManifest, randomBytes, sha256 } from "./oci_client.ts";
 import { postgresUnavailableReason, startPostgres } from "./postgres.ts";
@@ -349,18 +349,7 @@ Deno.test({
       const bucket = await rgw.bucket();
       const cloud = {
         data: join(dir, "cloud"),
-        storage: {
-          driver: "s3",
-          endpoint: bucket.endpoint,
-          bucket: bucket.bucket,
-          region: bucket.region,
-          prefix: "registry",
-          partSize: "5MiB",
-          credentials: {
-            accessKeyId: bucket.credentials!.accessKeyId,
-            secretAccessKey: bucket.credentials!.secretAccessKey,
-          },
-        },
+        storage: s3StorageConfig(bucket, { partSize: "5MiB" }),
         metadata: { driver: "postgres", url: postgres.url },
       };
       const to = await writeConfig(join(dir, "cloud.yaml"), cloud);

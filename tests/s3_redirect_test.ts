@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
-import { cephMissing, startCephRgw } from "./ceph_rgw.ts";
+import { cephMissing, s3StorageConfig, startCephRgw } from "./ceph_rgw.ts";
 import { startRegistry, writerAndReaderAuth } from "./harness.ts";
 import { pushBlob, pushImage, randomBytes, sha256 } from "./oci_client.ts";
 
@@ -41,19 +41,7 @@ Deno.test({
     const registry = await startRegistry({
       dataDir: join(dir, "data"),
       config: {
-        storage: {
-          driver: "s3",
-          endpoint: bucket.endpoint,
-          bucket: bucket.bucket,
-          region: bucket.region,
-          prefix: "registry",
-          credentials: {
-            accessKeyId: bucket.credentials!.accessKeyId,
-            secretAccessKey: bucket.credentials!.secretAccessKey,
-          },
-          redirect: true,
-          redirectExpiry: "5m",
-        },
+        storage: s3StorageConfig(bucket, { redirect: true, redirectExpiry: "5m" }),
         auth: await writerAndReaderAuth(dir),
         mirrors: [{
           name: "up",

@@ -6,7 +6,7 @@
  * with nothing half-written visible. Skipped, saying why, when PostgreSQL or Ceph is missing.
  */
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
-import { cephMissing, startCephRgw } from "./ceph_rgw.ts";
+import { cephMissing, s3StorageConfig, startCephRgw } from "./ceph_rgw.ts";
 import { startRegistry, type TestRegistry } from "./harness.ts";
 import { descriptor, pushBlob, pushImage, putManifest, randomBytes, sha256 } from "./oci_client.ts";
 import { postgresUnavailableReason, startPostgres } from "./postgres.ts";
@@ -117,18 +117,7 @@ Deno.test({
       const bucket = await rgw.bucket("wharf");
       registry = await startRegistry({
         config: {
-          storage: {
-            driver: "s3",
-            endpoint: bucket.endpoint,
-            bucket: bucket.bucket,
-            region: bucket.region,
-            prefix: "registry",
-            credentials: {
-              accessKeyId: bucket.credentials!.accessKeyId,
-              secretAccessKey: bucket.credentials!.secretAccessKey,
-            },
-            requestTimeout: `${S3_TIMEOUT_MS}ms`,
-          },
+          storage: s3StorageConfig(bucket, { requestTimeout: `${S3_TIMEOUT_MS}ms` }),
           metadata: { driver: "postgres", url: postgres.url, queryTimeout: `${PG_TIMEOUT_MS}ms` },
         },
       });

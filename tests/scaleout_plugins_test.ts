@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertOk } from "./assert.ts";
-import { cephMissing, startCephRgw } from "./ceph_rgw.ts";
+import { cephMissing, s3StorageConfig, startCephRgw } from "./ceph_rgw.ts";
 import { startRegistry, type TestRegistry, writerAndReaderAuth } from "./harness.ts";
 import { postgresUnavailableReason, startPostgres } from "./postgres.ts";
 import { attestAndSbom, clientFor, makeKeys, pushTestImage, signImage } from "./sync_fixtures.ts";
@@ -33,16 +33,7 @@ Deno.test({
       const keys = await makeKeys(dir);
       const trusted = { keys: [{ name: "release", key: keys.publicPath }] };
       const config = {
-        storage: {
-          driver: "s3",
-          endpoint: bucket.endpoint,
-          bucket: bucket.bucket,
-          region: bucket.region,
-          credentials: {
-            accessKeyId: bucket.credentials!.accessKeyId,
-            secretAccessKey: bucket.credentials!.secretAccessKey,
-          },
-        },
+        storage: s3StorageConfig(bucket),
         metadata: { driver: "postgres", url: postgres.url },
         auth: await writerAndReaderAuth(dir),
         plugins: {

@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
-import { cephMissing, startCephRgw } from "./ceph_rgw.ts";
+import { cephMissing, s3StorageConfig, startCephRgw } from "./ceph_rgw.ts";
 import { runWharf, startRegistry, type TestRegistry } from "./harness.ts";
 import { sha256 } from "./oci_client.ts";
 import { postgresUnavailableReason, startPostgres } from "./postgres.ts";
@@ -96,17 +96,7 @@ Deno.test({
       await pushTestImage(up, "app/one", "1", { layers: 2, layerSize: 200_000 });
       const bucket = await rgw.bucket("wharf");
       const config = {
-        storage: {
-          driver: "s3",
-          endpoint: bucket.endpoint,
-          bucket: bucket.bucket,
-          region: bucket.region,
-          prefix: "registry",
-          credentials: {
-            accessKeyId: bucket.credentials!.accessKeyId,
-            secretAccessKey: bucket.credentials!.secretAccessKey,
-          },
-        },
+        storage: s3StorageConfig(bucket),
         metadata: { driver: "postgres", url: postgres.url },
         log: { level: "debug", access: false },
         mirrors: [{

@@ -6,8 +6,7 @@
  */
 import { join } from "node:path";
 import { assertEquals } from "./assert.ts";
-import { cephMissing, startCephRgw } from "./ceph_rgw.ts";
-import type { S3BlobStoreOptions } from "../src/storage/s3.ts";
+import { cephMissing, s3StorageConfig, startCephRgw } from "./ceph_rgw.ts";
 import { startRegistry, type TestRegistry, writeHtpasswd } from "./harness.ts";
 import { pushImage, randomBytes, sha256 } from "./oci_client.ts";
 import { blobPath, initLayout, tagLayout, writeImage } from "./oci_layout.ts";
@@ -51,17 +50,7 @@ Deno.test({
     try {
       const bucket = await rgw.bucket("wharf");
       const config = {
-        storage: {
-          driver: "s3",
-          endpoint: bucket.endpoint,
-          bucket: bucket.bucket,
-          region: bucket.region,
-          prefix: "registry",
-          credentials: {
-            accessKeyId: bucket.credentials!.accessKeyId,
-            secretAccessKey: bucket.credentials!.secretAccessKey,
-          },
-        },
+        storage: s3StorageConfig(bucket),
         metadata: { driver: "postgres", url: postgres.url },
       };
       for (let i = 0; i < 3; i++) {
@@ -154,24 +143,6 @@ Deno.test({
   },
 });
 
-/** The `storage` and `metadata` config sections for one bucket and one database. */
-function sharedStores(bucket: S3BlobStoreOptions, url: string): Record<string, unknown> {
-  return {
-    storage: {
-      driver: "s3",
-      endpoint: bucket.endpoint,
-      bucket: bucket.bucket,
-      region: bucket.region,
-      prefix: "registry",
-      credentials: {
-        accessKeyId: bucket.credentials!.accessKeyId,
-        secretAccessKey: bucket.credentials!.secretAccessKey,
-      },
-    },
-    metadata: { driver: "postgres", url },
-  };
-}
-
 Deno.test({
   name: "scale-out: shared token key and login limits, GC once per tick, SIGKILL mid-push",
   ignore: skip !== null,
@@ -182,7 +153,8 @@ Deno.test({
     const processes: TestRegistry[] = [];
     try {
       const config = {
-        ...sharedStores(await rgw.bucket("wharf"), postgres.url),
+        storage: s3StorageConfig(await rgw.bucket("wharf")),
+        metadata: { driver: "postgres", url: postgres.url },
         auth: {
           htpasswd: await writeHtpasswd(dir, { alice: "alice-pw" }),
           rules: [{ repositories: ["**"], users: ["alice"], actions: ["*"] }],

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import bcrypt from "bcryptjs";
 import { startRegistry, type TestRegistry } from "../harness.ts";
 import { postgresUnavailableReason, startPostgres } from "../postgres.ts";
-import { cephMissing, startCephRgw } from "../ceph_rgw.ts";
+import { cephMissing, s3StorageConfig, startCephRgw } from "../ceph_rgw.ts";
 import { type AuthMode, type Client, createClient, expectStatus } from "./http.ts";
 
 export type { AuthMode } from "./http.ts";
@@ -127,16 +127,7 @@ async function startScaleoutRegistry(): Promise<ConformanceTarget> {
     const bucket = await rgw.bucket("conformance");
     const registry = await startRegistry({
       config: {
-        storage: {
-          driver: "s3",
-          endpoint: bucket.endpoint,
-          bucket: bucket.bucket,
-          region: bucket.region,
-          credentials: {
-            accessKeyId: bucket.credentials!.accessKeyId,
-            secretAccessKey: bucket.credentials!.secretAccessKey,
-          },
-        },
+        storage: s3StorageConfig(bucket),
         metadata: { driver: "postgres", url: postgres.url },
       },
     });
