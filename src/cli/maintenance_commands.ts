@@ -7,6 +7,7 @@
 import type { Command } from "commander";
 import { join, resolve } from "node:path";
 import { loadConfig } from "../config/load.ts";
+import { formatBytes } from "../config/units.ts";
 import { createLogger } from "../log/logger.ts";
 import { scrub } from "../registry/scrub.ts";
 import { openWharf, type Wharf } from "../wharf.ts";
@@ -109,16 +110,4 @@ async function servingPid(dataDir: string): Promise<number | null> {
   } catch {
     return null;
   }
-}
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
 }

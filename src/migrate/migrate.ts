@@ -12,12 +12,12 @@ import type { MetadataStore, RepositorySnapshot } from "../metadata/metadata_sto
 import { ALLOW_ALL } from "../registry/access.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { BlobStore } from "../storage/blob_store.ts";
+import { formatBytes } from "../config/units.ts";
 import { copyBlob } from "./blob_copy.ts";
 import { manifestOrder, type ManifestStep } from "./plan.ts";
 import {
   describeFailure,
   emptyReport,
-  formatBytes,
   type MigrationFailure,
   type MigrationReport,
 } from "./report.ts";

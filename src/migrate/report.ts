@@ -5,6 +5,7 @@
  * @module
  */
 import type { Digest } from "../oci/digest.ts";
+import { formatBytes } from "../config/units.ts";
 
 /** Copied, already in the target, and failed. With `--dry-run`, `copied` is "would copy". */
 export interface Counts {
@@ -101,17 +102,4 @@ export function describeFailure(failure: MigrationFailure): string {
     ? `tag ${failure.repository}:${failure.tag}`
     : `${failure.kind} ${failure.repository}@${failure.digest}`;
   return `${what}: ${failure.reason}`;
-}
-
-/** Bytes in binary units, one decimal (`12.5 MiB`). */
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
 }

@@ -1,6 +1,7 @@
 import { assertEquals } from "../../tests/assert.ts";
 import type { Digest } from "../oci/digest.ts";
-import { emptyReport, formatBytes, formatReport } from "./report.ts";
+import { formatBytes } from "../config/units.ts";
+import { emptyReport, formatReport } from "./report.ts";
 
 Deno.test("formatReport: summary lines, then one line per failure", () => {
   const report = emptyReport(
