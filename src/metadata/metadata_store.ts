@@ -142,6 +142,12 @@ export interface MetadataStore {
   /** Total size of the blobs linked to a repository. */
   repositorySize(repository: string): Promise<number>;
 
+  /**
+   * Milliseconds since the epoch on the clock the stored timestamps use: the database's for a
+   * shared database, so that every process's writes and GC's grace period agree.
+   */
+  now(): number;
+
   /** Closes the database once queries in flight are done. */
   close(): Promise<void>;
 }

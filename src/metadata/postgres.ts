@@ -143,8 +143,25 @@ export class PostgresMetadataStore implements MetadataStore {
   readonly #sql: Sql;
   #closing: Promise<void> | null = null;
 
+  /** Database clock minus this process's clock, measured at open and every minute after. */
+  #clockOffset = 0;
+  #clockTimer: ReturnType<typeof setInterval> | undefined;
+
   private constructor(sql: Sql) {
     this.#sql = sql;
+  }
+
+  /** This process's clock corrected to the database's (to within half a round trip). */
+  now(): number {
+    return Date.now() + this.#clockOffset;
+  }
+
+  async #measureClock(): Promise<void> {
+    const before = Date.now();
+    const [row] = await this
+      .#sql`SELECT (extract(epoch from clock_timestamp()) * 1000)::float8 AS t`;
+    const after = Date.now();
+    this.#clockOffset = Math.round(Number(row.t) - (before + after) / 2);
   }
 
   /**
@@ -177,10 +194,14 @@ export class PostgresMetadataStore implements MetadataStore {
     const store = new PostgresMetadataStore(sql);
     try {
       await store.#guard(() => store.#migrate());
+      await store.#guard(() => store.#measureClock());
     } catch (err) {
       await sql.end({ timeout: 1 }).catch(() => {});
       throw err;
     }
+    // Clocks drift: measure again every minute (a failed measurement keeps the last offset).
+    store.#clockTimer = setInterval(() => store.#measureClock().catch(() => {}), 60_000);
+    Deno.unrefTimer(store.#clockTimer);
     return store;
   }
 
@@ -202,7 +223,7 @@ export class PostgresMetadataStore implements MetadataStore {
       const [row] = await tx`SELECT coalesce(max(version), 0) AS v FROM schema_migrations`;
       for (let version = Number(row.v) + 1; version <= POSTGRES_MIGRATIONS.length; version++) {
         await tx.unsafe(POSTGRES_MIGRATIONS[version - 1]);
-        await tx`INSERT INTO schema_migrations (version, applied_at) VALUES (${version}, ${now()})`;
+        await tx`INSERT INTO schema_migrations (version, applied_at) VALUES (${version}, ${this.now()})`;
       }
     });
   }
@@ -239,7 +260,7 @@ export class PostgresMetadataStore implements MetadataStore {
   async #ensureRepository(tx: Tx, name: string, lock = ""): Promise<number> {
     const existing = await this.#repositoryId(tx, name, lock);
     if (existing !== null) return existing;
-    await tx`INSERT INTO repositories (name, created_at) VALUES (${name}, ${now()})
+    await tx`INSERT INTO repositories (name, created_at) VALUES (${name}, ${this.now()})
              ON CONFLICT (name) DO NOTHING`;
     return (await this.#repositoryId(tx, name, lock))!;
   }
@@ -265,7 +286,7 @@ export class PostgresMetadataStore implements MetadataStore {
   async linkBlob(repository: string, digest: Digest, size: number): Promise<void> {
     await this.#transaction(async (tx) => {
       const id = await this.#ensureRepository(tx, repository);
-      const at = now();
+      const at = this.now();
       await tx`INSERT INTO blobs (digest, size, created_at) VALUES (${digest}, ${size}, ${at})
                ON CONFLICT (digest) DO NOTHING`;
       // A concurrent deleteBlobIfOrphan may remove the row just seen: the foreign key check
@@ -327,7 +348,7 @@ export class PostgresMetadataStore implements MetadataStore {
           detail: { digests: absent },
         });
       }
-      const at = now();
+      const at = this.now();
       const references = [...manifest.blobs, ...manifest.manifests];
       const kinds = [
         ...manifest.blobs.map(() => "blob"),
@@ -468,7 +489,7 @@ export class PostgresMetadataStore implements MetadataStore {
   async createUpload(id: string, repository: string): Promise<void> {
     await this.#transaction(async (tx) => {
       const repositoryId = await this.#ensureRepository(tx, repository);
-      const at = now();
+      const at = this.now();
       await tx`INSERT INTO uploads (id, repository_id, started_at, updated_at)
                VALUES (${id}, ${repositoryId}, ${at}, ${at})`;
     });
@@ -483,7 +504,7 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async touchUpload(id: string): Promise<void> {
-    await this.#query((sql) => sql`UPDATE uploads SET updated_at = ${now()} WHERE id = ${id}`);
+    await this.#query((sql) => sql`UPDATE uploads SET updated_at = ${this.now()} WHERE id = ${id}`);
   }
 
   async deleteUpload(id: string): Promise<void> {
@@ -641,6 +662,7 @@ export class PostgresMetadataStore implements MetadataStore {
 
   /** Lets queries in flight finish (up to 5 s), then closes every connection. */
   close(): Promise<void> {
+    clearInterval(this.#clockTimer);
     this.#closing ??= this.#sql.end({ timeout: 5 }).catch(() => {});
     return this.#closing;
   }
@@ -765,10 +787,6 @@ export function postgresUnavailable(err: unknown): unknown {
     status: 503,
     cause: err,
   });
-}
-
-function now(): number {
-  return Date.now();
 }
 
 function page<T>(rows: T[], limit: number): Page<T> {

@@ -576,6 +576,10 @@ export class SqliteMetadataStore implements MetadataStore {
     return Promise.resolve(Number(row?.total ?? 0));
   }
 
+  now(): number {
+    return Date.now();
+  }
+
   close(): Promise<void> {
     this.#db.close();
     return Promise.resolve();

@@ -41,7 +41,8 @@ export interface GcReport {
 /** Runs one collection over every repository. */
 export async function collectGarbage(registry: Registry, options: GcOptions): Promise<GcReport> {
   const started = performance.now();
-  const now = options.now ?? Date.now();
+  // The metadata's clock: with a shared database, the one every process stamps its writes with.
+  const now = options.now ?? registry.metadata.now();
   const cutoff = now - options.gracePeriod;
   const dryRun = options.dryRun ?? false;
   const { metadata, store } = registry;
