@@ -64,7 +64,7 @@ export class Uploads {
     repository: string,
     id: string,
     body: ReadableStream<Uint8Array>,
-    options: { offset?: number; expectedLength?: number } = {},
+    options: { offset?: number; expectedLength?: number; final?: boolean } = {},
   ): Promise<UploadSession> {
     await this.#session(repository, id);
     const limit = await this.#room(repository);
@@ -128,7 +128,13 @@ export class Uploads {
     last?: { body: ReadableStream<Uint8Array>; offset?: number; expectedLength?: number },
   ): Promise<BlobInfo> {
     await this.#session(repository, id);
-    if (last) await this.append(repository, id, last.body, last);
+    if (last) {
+      await this.append(repository, id, last.body, {
+        offset: last.offset,
+        expectedLength: last.expectedLength,
+        final: true,
+      });
+    }
     return await this.options.blobLocks.run(digest, async () => {
       let blob: BlobInfo;
       try {

@@ -100,8 +100,13 @@ interface SessionState {
   size: number;
   startedAt: number;
   modifiedAt: number;
-  /** hash-wasm SHA-256 state after `size` bytes, base64. */
+  /** hash-wasm SHA-256 state after `size` bytes, base64 ("" once `sha256` is set). */
   hash: string;
+  /**
+   * SHA-256 hex of the whole content, set by a final append to an empty session (hashed with
+   * node:crypto, about 6x faster than hash-wasm); no append may follow it.
+   */
+  sha256?: string;
   /** Bumped on every append; names the next tail object. */
   seq: number;
   multipart?: { uploadId: string; parts: { n: number; etag: string }[] };
@@ -293,6 +298,12 @@ export class S3BlobStore implements BlobStore {
         await body.cancel().catch(() => {});
         throw err;
       }
+      if (state.sha256 !== undefined) {
+        await body.cancel().catch(() => {});
+        throw new RegistryError("BLOB_UPLOAD_INVALID", "the upload was finished; start a new one", {
+          status: 400,
+        });
+      }
       if (options.offset !== undefined && options.offset !== state.size) {
         await body.cancel().catch(() => {});
         throw new RegistryError("RANGE_INVALID", "chunk does not start where the upload ends", {
@@ -318,7 +329,7 @@ export class S3BlobStore implements BlobStore {
         });
       // SHA-256 is known from the saved state: a mismatch leaves the session untouched.
       if (algorithm === "sha256") {
-        const actual = `sha256:${(await loadHasher(state.hash)).digest("hex")}`;
+        const actual = `sha256:${state.sha256 ?? (await loadHasher(state.hash)).digest("hex")}`;
         if (actual !== digest) throw mismatch(actual);
       }
       let source: string | null;
@@ -695,7 +706,11 @@ class Append {
   async #run(body: ReadableStream<Uint8Array>): Promise<SessionState> {
     const store = this.#store;
     const state = this.#state;
-    const hasher = await loadHasher(state.hash);
+    // A whole blob in one append needs no resumable state: hash it natively.
+    const native = this.#options.final && state.size === 0 && !state.sealed
+      ? createHash("sha256")
+      : undefined;
+    const hasher = native ?? await loadHasher(state.hash);
     const partSize = store.partSize;
     let multipart = state.multipart
       ? { uploadId: state.multipart.uploadId, parts: [...state.multipart.parts] }
@@ -779,7 +794,9 @@ class Append {
         ...state,
         size: state.size + received,
         modifiedAt: Date.now(),
-        hash: Buffer.from(hasher.save()).toString("base64"),
+        ...(native
+          ? { hash: "", sha256: native.digest("hex") }
+          : { hash: Buffer.from((hasher as IHasher).save()).toString("base64") }),
         seq: state.seq + 1,
         multipart,
         tail,

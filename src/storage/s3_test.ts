@@ -111,6 +111,37 @@ Deno.test({
           assertEquals(await store.listUploads(), []);
         },
       );
+
+      await t.step(
+        "a final append to an empty session is hashed natively and admits no further append",
+        async () => {
+          const other = data.subarray(0, 6 * MIB + 5);
+          const otherDigest = `sha256:${
+            createHash("sha256").update(other).digest("hex")
+          }` as Digest;
+          await store.startUpload("final-1");
+          await store.appendUpload("final-1", new Blob([other]).stream(), { final: true });
+          const state = JSON.parse(
+            await (await store.client.send(
+              new GetObjectCommand({ Bucket, Key: "reg/uploads/final-1/state.json" }),
+            )).Body!.transformToString(),
+          );
+          assertEquals(`sha256:${state.sha256}`, otherDigest);
+          const more = await store.appendUpload("final-1", new Blob(["x"]).stream())
+            .catch((err) => err.code);
+          assertEquals(more, "BLOB_UPLOAD_INVALID");
+          const wrong = await store.commitUpload("final-1", digest).catch((err) => err.code);
+          assertEquals(wrong, "DIGEST_INVALID");
+          assertEquals(await store.commitUpload("final-1", otherDigest), {
+            digest: otherDigest,
+            size: other.length,
+          });
+          const back = new Uint8Array(
+            await new Response(await store.read(otherDigest)).arrayBuffer(),
+          );
+          assertEquals(createHash("sha256").update(back).digest("hex"), state.sha256);
+        },
+      );
     } finally {
       store.close();
       await rgw.stop();
