@@ -84,6 +84,7 @@ export async function startServer(
   const pidFile = join(dataDir, "wharf.pid");
   await Deno.writeTextFile(pidFile, `${Deno.pid}\n`);
 
+  let stopping: Promise<void> | undefined;
   return {
     url,
     wharf,
@@ -91,17 +92,21 @@ export async function startServer(
     plugins,
     log: logger,
     reload,
-    async shutdown() {
-      // Uploads in progress finish first: see src/observability/drain.ts.
-      const drained = drain.drain(DRAIN_MS);
-      stopGc();
-      if (options.reloadConfig) Deno.removeSignalListener("SIGHUP", reload);
-      await sync.close();
-      if (!await drained) logger.warn("uploads still running after the drain period; cut off");
-      await server.shutdown();
-      await wharf.close();
-      await Deno.remove(pidFile).catch(() => {});
-      logger.info("stopped");
+    shutdown() {
+      // Once, however often asked: `deno task` and the process group both deliver SIGTERM.
+      stopping ??= (async () => {
+        // Uploads in progress finish first: see src/observability/drain.ts.
+        const drained = drain.drain(DRAIN_MS);
+        stopGc();
+        if (options.reloadConfig) Deno.removeSignalListener("SIGHUP", reload);
+        await sync.close();
+        if (!await drained) logger.warn("uploads still running after the drain period; cut off");
+        await server.shutdown();
+        await wharf.close();
+        await Deno.remove(pidFile).catch(() => {});
+        logger.info("stopped");
+      })();
+      return stopping;
     },
   };
 }
