@@ -189,3 +189,18 @@ Deno.test({
     }
   },
 });
+
+Deno.test("two SIGTERMs at once (deno task and its process group): one clean shutdown", async () => {
+  const registry = await startRegistry();
+  await pushImage(registry.url, "term/app", "v1");
+  registry.process.kill("SIGTERM");
+  // The second arrives while the first shutdown runs (signals sent at once coalesce).
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  registry.process.kill("SIGTERM");
+  const status = await registry.process.status;
+  await registry.close();
+  assertEquals(status.code, 0, registry.logs());
+  const logs = registry.logs();
+  assertEquals(logs.split("\n").filter((line) => line.includes('"msg":"stopped"')).length, 1);
+  assertOk(!logs.includes("Uncaught"), logs);
+});
