@@ -118,7 +118,6 @@ export async function openWharf(config: Config, log: Logger): Promise<Wharf> {
       return () => job.stop();
     },
     async close() {
-      await coordination.close();
       await plugins.store.close();
       await metadata.close();
       if (store instanceof S3BlobStore) store.close();

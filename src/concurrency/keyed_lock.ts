@@ -36,9 +36,4 @@ export class KeyedLock implements Locks {
     if (this.#tails.has(key)) return { ran: false };
     return { ran: true, value: await this.run(key, task) };
   }
-
-  /** True while some task holds or waits for `key`. */
-  held(key: string): boolean {
-    return this.#tails.has(key);
-  }
 }

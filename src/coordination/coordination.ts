@@ -35,7 +35,6 @@ export interface Coordination {
    * so a job every process schedules runs once per tick.
    */
   claim(name: string, tick: number): Promise<boolean>;
-  close(): Promise<void>;
 }
 
 const MAX_TRACKED = 50_000;
@@ -111,9 +110,5 @@ export class LocalCoordination implements Coordination {
     if ((this.#claimed.get(name) ?? -Infinity) >= tick) return Promise.resolve(false);
     this.#claimed.set(name, tick);
     return Promise.resolve(true);
-  }
-
-  close(): Promise<void> {
-    return Promise.resolve();
   }
 }

@@ -96,11 +96,6 @@ export class PostgresCoordination implements Coordination {
         RETURNING tick`);
     return rows.length === 1;
   }
-
-  /** The pool belongs to the metadata store, which closes it. */
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
 }
 
 /** Locks as lease rows in `wharf_leases`. */
