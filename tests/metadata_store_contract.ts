@@ -184,18 +184,18 @@ const CASES: Record<string, Case> = {
   },
 
   "uploads: create, get, touch, idle, delete": async (db) => {
-    const before = Date.now();
+    const before = db.now();
     await db.createUpload("u1", "r");
     assertEquals(await db.repositoryExists("r"), true);
     const record = await db.getUpload("u1");
     assertEquals(record?.id, "u1");
     assertEquals(record?.repository, "r");
-    assertOk(record!.startedAt >= before && record!.startedAt <= Date.now());
+    assertOk(record!.startedAt >= before && record!.startedAt <= db.now());
     assertEquals(await db.getUpload("nope"), null);
-    assertEquals((await db.idleUploads(Date.now() + 1)).map((u) => u.id), ["u1"]);
+    assertEquals((await db.idleUploads(db.now() + 1)).map((u) => u.id), ["u1"]);
     assertEquals(await db.idleUploads(before - 1), []);
     await sleep(5);
-    const touched = Date.now();
+    const touched = db.now();
     await db.touchUpload("u1");
     assertEquals(await db.idleUploads(touched), []);
     await db.deleteUpload("u1");
@@ -223,9 +223,9 @@ const CASES: Record<string, Case> = {
   "GC guard: deleteTagIf only when unchanged and old": async (db) => {
     await db.putManifest("r", manifest(d("1")), "t");
     await db.putManifest("r", manifest(d("2")));
-    assertEquals(await db.deleteTagIf("r", "t", d("2"), Date.now() + 1), false, "other digest");
+    assertEquals(await db.deleteTagIf("r", "t", d("2"), db.now() + 1), false, "other digest");
     assertEquals(await db.deleteTagIf("r", "t", d("1"), 0), false, "moved after cutoff");
-    assertEquals(await db.deleteTagIf("r", "t", d("1"), Date.now() + 1), true);
+    assertEquals(await db.deleteTagIf("r", "t", d("1"), db.now() + 1), true);
     assertEquals(await db.resolveTag("r", "t"), null);
   },
 
@@ -234,7 +234,7 @@ const CASES: Record<string, Case> = {
     await db.putManifest("r", manifest(d("2")));
     await db.putManifest("r", manifest(d("3"), { manifests: [d("2")] }));
     await db.putManifest("r", manifest(d("4")));
-    const later = Date.now() + 1;
+    const later = db.now() + 1;
     assertEquals(await db.deleteUntaggedManifest("r", d("1"), later), false, "tagged");
     assertEquals(await db.deleteUntaggedManifest("r", d("2"), later), false, "listed by index");
     assertEquals(await db.deleteUntaggedManifest("r", d("4"), 0), false, "pushed after cutoff");
@@ -253,7 +253,7 @@ const CASES: Record<string, Case> = {
     await db.linkBlob("r", d("a"), 1);
     await db.linkBlob("r", d("b"), 1);
     await db.putManifest("r", manifest(d("1"), { blobs: [d("a")] }));
-    const later = Date.now() + 1;
+    const later = db.now() + 1;
     assertEquals(await db.unlinkUnusedBlob("r", d("a"), later), false, "used by a manifest");
     assertEquals(await db.unlinkUnusedBlob("r", d("b"), 0), false, "linked after cutoff");
     assertEquals(await db.unlinkUnusedBlob("nope", d("b"), later), false);
@@ -270,7 +270,7 @@ const CASES: Record<string, Case> = {
     await db.putManifest("r", manifest(d("1"), { blobs: [d("c")] }));
     await db.unlinkBlob("r", d("a"));
     await db.unlinkBlob("r", d("c")); // still referenced by manifest 1
-    const later = Date.now() + 1;
+    const later = db.now() + 1;
     assertEquals(await db.orphanBlobs(later), [{ digest: d("a"), size: 1 }]);
     assertEquals(await db.orphanBlobs(0), []);
     assertEquals(await db.deleteBlobIfOrphan(d("b")), false, "linked");
