@@ -69,7 +69,10 @@ export interface S3BlobStoreOptions {
   forcePathStyle?: boolean;
   /** Static credentials; the SDK's default chain (env, shared files) when absent. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Bytes per multipart part, at least 5 MiB (default 16 MiB: blobs up to 160 GiB). */
+  /**
+   * Bytes per multipart part, at least 5 MiB (default 16 MiB: blobs up to 160 GiB with S3's
+   * 10,000 parts; Swift's s3api allows 1,000 by default, so 16 GiB there unless raised).
+   */
   partSize?: number;
   /** Parts uploaded at once while the next one fills (default 2). */
   queueSize?: number;
@@ -315,6 +318,10 @@ export class S3BlobStore implements BlobStore {
       const next = await new Append(this, id, state, options).run(body);
       await this.#writeState(id, next);
       if (state.tail && state.tail.key !== next.tail?.key) await this.#deleteKey(state.tail.key);
+      // A reopened session's content now lives in its new parts: drop the sealed `data` before
+      // the next commit overwrites it. S3 frees an overwritten object, but Swift's s3api (2.30)
+      // keeps an overwritten multipart object's segments forever; a DELETE removes them.
+      if (state.sealed) await this.#deleteKey(this.dataKey(id));
       return { size: next.size, modifiedAt: next.modifiedAt };
     });
   }
