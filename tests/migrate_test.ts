@@ -1,8 +1,9 @@
 /**
  * `wharf migrate` end to end, with the real CLI and real stores: a registry built by a real
  * server on a directory + SQLite is moved to PostgreSQL + Ceph RGW (S3) — interrupted by
- * SIGKILL in the middle of a large blob and resumed — served from there byte for byte, migrated
- * again (nothing to copy) and back to a fresh directory + SQLite. Also: one-line errors,
+ * SIGKILL in the middle of a large blob and resumed — served from there byte for byte (atomic
+ * signatures of the extension API included: plugin data carried between the databases),
+ * migrated again (nothing to copy) and back to a fresh directory + SQLite. Also: one-line errors,
  * a corrupt source blob, a target plugin that refuses a manifest, a dry run. The PostgreSQL +
  * Ceph test is skipped, saying why, when either is not installed.
  */
@@ -17,6 +18,12 @@ import { S3BlobStore } from "../src/storage/s3.ts";
 import { PostgresMetadataStore } from "../src/metadata/postgres.ts";
 import type { Digest } from "../src/oci/digest.ts";
 import type { MigrationReport } from "../src/migrate/report.ts";
+import {
+  CONFIG as SIGNED_CONFIG,
+  DIGEST as SIGNED_DIGEST,
+  MANIFEST as SIGNED_MANIFEST,
+  SIGNED,
+} from "../plugins/atomic-signatures/_fixtures.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const API = new URL("../src/plugins/api.ts", import.meta.url).href;
@@ -39,12 +46,17 @@ interface Source {
 
 // Distinct blobs, manifests and tags that buildSource pushes (see there).
 const BLOBS = 15;
-const MANIFESTS = 8;
-const TAGS = 7;
+const MANIFESTS = 9;
+const TAGS = 8;
+/** Rows the atomic-signatures plugin carries: two signatures and their artifact index records. */
+const PLUGIN_ROWS = 4;
+/** An atomic signature the plugin keeps unread (compressed with BZip2): every byte value. */
+const RAW_SIGNATURE = new Uint8Array([0xa3, 0x03, ...Array.from({ length: 256 }, (_, i) => i)]);
 
 /**
  * Pushes, through a real server on `dir`: `demo/app` (a three-layer image tagged v1 and latest,
- * its cosign `.sig` tag, an image with a 32 MiB layer), `demo/multi` (a two-platform index
+ * its cosign `.sig` tag, an image with a 32 MiB layer, an image tagged `signed` with two atomic
+ * signatures PUT through the signatures extension API), `demo/multi` (a two-platform index
  * tagged multi and stable, an SPDX referrer of the index, an image annotated for the refusing
  * test plugin), a layer and an empty config shared by both repositories, and an upload session
  * left open. Stops the server and returns the inventory it served.
@@ -143,6 +155,23 @@ async function buildSource(dir: string): Promise<Source> {
       annotations: { "org.example.policy": "reject" },
     });
 
+    // Atomic signatures live only in the atomic-signatures plugin's table.
+    await blob("demo/app", SIGNED_CONFIG, CONFIG);
+    const { response, text } = await putManifest(base, "demo/app", "signed", SIGNED_MANIFEST);
+    assertEquals(response.status, 201, text);
+    for (const [n, content] of [SIGNED, RAW_SIGNATURE.toBase64()].entries()) {
+      const put = await fetch(`${base}/extensions/v2/demo/app/signatures/${SIGNED_DIGEST}`, {
+        method: "PUT",
+        body: JSON.stringify({
+          schemaVersion: 2,
+          type: "atomic",
+          name: `${SIGNED_DIGEST}@${String(n).repeat(32)}`,
+          content,
+        }),
+      });
+      assertEquals(put.status, 201, await put.text());
+    }
+
     const open = await fetch(`${base}/v2/demo/app/blobs/uploads/`, { method: "POST" });
     await open.body?.cancel();
     return {
@@ -164,7 +193,8 @@ const SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json";
 /**
  * Everything a registry serves, walked from the catalog: `repo:tag` → digest, `repo@digest` →
  * content type, `repo/blob/digest` → sha256 of the bytes served, `repo@digest→referrer` →
- * artifact type. Manifest bytes are checked against the digest they are served under.
+ * artifact type, `repo@digest signatures` → the atomic signatures answer, byte for byte (when
+ * there are any). Manifest bytes are checked against the digest they are served under.
  */
 async function inventory(base: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -183,6 +213,10 @@ async function inventory(base: string): Promise<Record<string, string>> {
       if (seen.has(digest)) return;
       seen.add(digest);
       out[`${repo}@${digest}`] = response.headers.get("content-type") ?? "";
+      const signatures = await fetch(`${base}/extensions/v2/${repo}/signatures/${digest}`);
+      const listed = await signatures.text();
+      assertEquals(signatures.status, 200, listed);
+      if (JSON.parse(listed).signatures.length > 0) out[`${repo}@${digest} signatures`] = listed;
       const manifest = JSON.parse(new TextDecoder().decode(bytes));
       for (const blob of [manifest.config, ...(manifest.layers ?? [])].filter(Boolean)) {
         const got = await fetch(`${base}/v2/${repo}/blobs/${blob.digest}`);
@@ -282,6 +316,7 @@ Deno.test("wharf migrate: one-line errors, corrupt blob and refused manifest rep
     assertEquals(dryReport.dryRun, true);
     assertEquals(dryReport.repositories, 1);
     assertEquals(dryReport.manifests.copied, 5);
+    assertEquals(dryReport.plugins.rows.copied, 0); // the signatures are in demo/app
     assertEquals([...Deno.readDirSync(join(dryTarget, "blobs"))], []);
 
     // One corrupt layer in the source; a target plugin refusing one manifest.
@@ -310,6 +345,7 @@ Deno.test("wharf migrate: one-line errors, corrupt blob and refused manifest rep
     assertEquals(report.manifests, { copied: MANIFESTS - 2, present: 0, failed: 2 });
     assertEquals(report.tags, { copied: TAGS - 3, present: 0, failed: 3 });
     assertEquals(report.uploadsNotMigrated, 1);
+    assertEquals(report.plugins.rows, { copied: PLUGIN_ROWS, present: 0, failed: 0 });
     const failures = report.failures.map((f) => `${f.kind} ${f.repository} ${f.tag ?? f.digest}`);
     assertEquals(failures.sort(), [
       `blob demo/app ${source.ownLayer}`,
@@ -345,6 +381,8 @@ Deno.test({
     const rgw = await startCephRgw();
     try {
       const source = await buildSource(join(dir, "source"));
+      const signed = JSON.parse(source.inventory[`demo/app@${SIGNED_DIGEST} signatures`]);
+      assertEquals(Uint8Array.fromBase64(signed.signatures[1].content), RAW_SIGNATURE);
       const from = await writeConfig(join(dir, "from.yaml"), { data: source.dir });
       const bucket = await rgw.bucket();
       const cloud = {
@@ -392,6 +430,11 @@ Deno.test({
         assertEquals(r1.tags.copied + r1.tags.present, TAGS);
         assertOk(r1.bytesCopied < BIG, `resumed, yet sent ${r1.bytesCopied} bytes`);
         assertEquals(r1.uploadsNotMigrated, 1);
+        assertEquals(r1.plugins.rows, { copied: PLUGIN_ROWS, present: 0, failed: 0 });
+        assertMatch(
+          resumed.stdout,
+          /^plugin rows: +4 copied, 0 already present, 0 failed \(atomic-signatures: signatures, artifact index\)$/m,
+        );
         assertEquals(await s3.listUploads(), []);
 
         // Served from PostgreSQL + S3: every tag, manifest, blob and referrer as the source had.
@@ -423,6 +466,7 @@ Deno.test({
         assertEquals(r2.manifests, { copied: 0, present: MANIFESTS, failed: 0 });
         assertEquals(r2.tags, { copied: 0, present: TAGS, failed: 0 });
         assertEquals(r2.bytesCopied, 0);
+        assertEquals(r2.plugins.rows, { copied: 0, present: PLUGIN_ROWS, failed: 0 });
       } finally {
         s3.close();
         await metadata.close();
@@ -444,6 +488,7 @@ Deno.test({
       assertEquals(r3.blobs, { copied: BLOBS, present: 0, failed: 0, links: 2 });
       assertEquals(r3.manifests.copied, MANIFESTS);
       assertEquals(r3.tags.copied, TAGS);
+      assertEquals(r3.plugins.rows, { copied: PLUGIN_ROWS, present: 0, failed: 0 });
       const local = await startRegistry({ dataDir: join(dir, "back") });
       try {
         assertEquals(await inventory(local.url), source.inventory);

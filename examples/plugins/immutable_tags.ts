@@ -21,6 +21,9 @@ const plugin: Plugin = {
 
   async setup(ctx) {
     const pattern = new RegExp(String(ctx.config.pattern ?? "^v[0-9]+\\.[0-9]+\\.[0-9]+$"));
+    // Not `{ carry: true }` (docs/PLUGINS.md): a log numbered by its id has no natural key for
+    // `wharf migrate` to skip on a second run, and a migrated registry's log starts with the
+    // migration's own pushes.
     const audit = ctx.db.table("audit");
     await ctx.db.migrate([
       // One text per database where they differ: here, how a column numbers itself.

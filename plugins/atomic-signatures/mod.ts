@@ -15,7 +15,8 @@
  * payload must be an atomic signature of that digest) but its signature is **not verified**:
  * each is recorded in the artifact index as `kind: "signature"`, `type: "atomic"`,
  * `status: "not-checked"`, with the issuer key id when readable. Signatures are removed with
- * their manifest.
+ * their manifest. They exist only in this plugin's table, so it is declared carried: `wharf
+ * migrate` copies it (and these index records) to the target registry.
  *
  * Clients use this API only when `GET /v2/` answers `X-Registry-Supports-Signatures: 1`.
  * @module
@@ -39,7 +40,8 @@ const plugin: Plugin = {
 
   async setup(ctx) {
     ctx.advertise({ "X-Registry-Supports-Signatures": "1" });
-    const table = ctx.db.table("signatures");
+    // Clients PUT the signatures: they exist only here, so `wharf migrate` must carry them.
+    const table = ctx.db.table("signatures", { carry: true });
     await ctx.db.migrate([{
       sqlite: `CREATE TABLE ${table} (
          repository TEXT NOT NULL, manifest TEXT NOT NULL, name TEXT NOT NULL,

@@ -58,7 +58,7 @@ export function registerMigrateCommand(program: Command): void {
         const log = createLogger({ level: "warn", write: (line) => console.error(line) });
         const target = await openTarget(to, log);
         try {
-          const report = await migrate(source, target.registry, {
+          const report = await migrate(source, target, {
             dryRun: options.dryRun,
             repositories: options.repositories
               ? repositoryMatcher(options.repositories)

@@ -1,7 +1,8 @@
 /**
  * `wharf migrate`: copies every repository of one registry's stores into another registry —
  * blobs streamed into the target's upload path (re-hashed there), then manifests and tags
- * through the target's registry service, so its checks and plugins run as for a push. What the
+ * through the target's registry service, so its checks and plugins run as for a push, then the
+ * rows of the plugin tables that hold data found nowhere else (`./plugin_rows.ts`). What the
  * target already holds is skipped, so a second run finishes what an interrupted one left.
  * @module
  */
@@ -12,9 +13,12 @@ import type { MetadataStore, RepositorySnapshot } from "../metadata/metadata_sto
 import { ALLOW_ALL } from "../registry/access.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { BlobStore } from "../storage/blob_store.ts";
+import type { PluginStore } from "../plugins/database.ts";
+import type { PluginHost } from "../plugins/host.ts";
 import { formatBytes } from "../config/units.ts";
 import { copyBlob } from "./blob_copy.ts";
 import { manifestOrder, type ManifestStep } from "./plan.ts";
+import { carryPluginRows } from "./plugin_rows.ts";
 import {
   describeFailure,
   emptyReport,
@@ -42,6 +46,14 @@ export interface MigrateOptions {
 export interface MigrationSource {
   store: BlobStore;
   metadata: MetadataStore;
+  /** Its plugins' database; null or absent when it has none (no plugin rows to carry). */
+  plugins?: PluginStore | null;
+}
+
+/** The target end: its registry service and, to carry plugin rows, its loaded plugins. */
+export interface MigrationTarget {
+  registry: Registry;
+  plugins?: PluginHost;
 }
 
 const DEFAULT_CHUNK = 64 << 20;
@@ -58,7 +70,7 @@ interface BlobPlan {
  */
 export async function migrate(
   source: MigrationSource,
-  target: Registry,
+  { registry: target, plugins: targetPlugins }: MigrationTarget,
   options: MigrateOptions = {},
 ): Promise<MigrationReport> {
   const started = performance.now();
@@ -253,6 +265,16 @@ export async function migrate(
   function failTag(repository: string, tag: string, digest: Digest, reason: string) {
     report.tags.failed++;
     fail({ kind: "tag", repository, tag, digest, reason });
+  }
+
+  // After the manifests, which the carried rows are about.
+  if (targetPlugins) {
+    await carryPluginRows(source.plugins ?? null, targetPlugins, report.plugins, {
+      dryRun,
+      repositories: [...snapshots.keys()],
+      progress,
+      fail,
+    });
   }
 
   report.durationMs = Math.round(performance.now() - started);

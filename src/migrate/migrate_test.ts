@@ -1,16 +1,25 @@
 /**
  * `migrate()` between two real single-node registries (filesystem blob store + SQLite) in
- * temp directories: what moves, what a second run skips, resumed and corrupt blobs, dry runs.
- * The CLI and PostgreSQL + S3 are covered by tests/migrate_test.ts.
+ * temp directories: what moves, what a second run skips, resumed and corrupt blobs, dry runs;
+ * and atomic signatures (a plugin's carried table) between real in-process servers. The CLI and
+ * PostgreSQL + S3 are covered by tests/migrate_test.ts.
  */
 import { join } from "node:path";
-import { assertEquals, assertOk } from "../../tests/assert.ts";
+import { assertEquals, assertMatch, assertOk } from "../../tests/assert.ts";
+import { CONFIG, DIGEST, MANIFEST, SIGNED } from "../../plugins/atomic-signatures/_fixtures.ts";
+import { parseConfig } from "../config/load.ts";
+import type { Config } from "../config/schema.ts";
+import { createLogger } from "../log/logger.ts";
+import { SqlitePluginStore } from "../plugins/sqlite_database.ts";
+import { startServer } from "../server.ts";
 import { type Digest, digestOf } from "../oci/digest.ts";
 import { SqliteMetadataStore } from "../metadata/sqlite.ts";
 import { FilesystemBlobStore } from "../storage/filesystem.ts";
 import { createRegistry, type Registry } from "../registry/registry.ts";
 import { migrationUploadId } from "./blob_copy.ts";
-import { migrate } from "./migrate.ts";
+import { migrate, type MigrateOptions } from "./migrate.ts";
+import { formatReport, type TableCounts } from "./report.ts";
+import { openSource, openTarget } from "./stores.ts";
 
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
@@ -121,7 +130,7 @@ const from = (side: Side) => ({ store: side.registry.store, metadata: side.regis
 Deno.test("migrate copies everything once, a second run finds it all present", async () => {
   await withSides(async (source, target) => {
     await fill(source.registry);
-    const first = await migrate(from(source), target.registry, { chunkSize: 64 << 10 });
+    const first = await migrate(from(source), target, { chunkSize: 64 << 10 });
     assertEquals(first.failures, []);
     assertEquals(first.repositories, 2);
     assertEquals(first.blobs.copied, 9);
@@ -149,7 +158,7 @@ Deno.test("migrate copies everything once, a second run finds it all present", a
       assertEquals(await target.registry.store.rehash(blob.digest), blob.digest);
     }
 
-    const second = await migrate(from(source), target.registry);
+    const second = await migrate(from(source), target);
     assertEquals(second.failures, []);
     assertEquals(second.blobs, { copied: 0, present: 9, failed: 0, links: 0 });
     assertEquals(second.bytesCopied, 0);
@@ -168,7 +177,7 @@ Deno.test("migrate resumes a blob an interrupted run left half sent", async () =
     const head = await source.registry.store.read(big, { start: 0, end: 99_999 });
     await target.registry.store.appendUpload(id, head);
     const lines: string[] = [];
-    const report = await migrate(from(source), target.registry, {
+    const report = await migrate(from(source), target, {
       chunkSize: 64 << 10,
       onProgress: (line) => lines.push(line),
     });
@@ -191,7 +200,7 @@ Deno.test("migrate starts over when a left session holds other bytes", async () 
     await target.registry.store.startUpload(id);
     await target.registry.metadata.createUpload(id, "team/app");
     await target.registry.store.appendUpload(id, stream(bytes(1000, 9)));
-    const report = await migrate(from(source), target.registry, { chunkSize: 64 << 10 });
+    const report = await migrate(from(source), target, { chunkSize: 64 << 10 });
     assertEquals(report.failures, []);
     assertEquals(await target.registry.store.rehash(big), big);
   });
@@ -206,7 +215,7 @@ Deno.test("migrate reports a corrupt source blob and what needs it, copies the r
     data[1234] ^= 0xff;
     await Deno.writeFile(path, data);
 
-    const report = await migrate(from(source), target.registry, { chunkSize: 64 << 10 });
+    const report = await migrate(from(source), target, { chunkSize: 64 << 10 });
     assertEquals(report.blobs.failed, 1);
     assertEquals(report.blobs.copied, 8);
     const blobFailure = report.failures.find((f) => f.kind === "blob");
@@ -225,7 +234,7 @@ Deno.test("migrate reports a corrupt source blob and what needs it, copies the r
 Deno.test("migrate --dry-run counts and writes nothing", async () => {
   await withSides(async (source, target) => {
     await fill(source.registry);
-    const report = await migrate(from(source), target.registry, {
+    const report = await migrate(from(source), target, {
       dryRun: true,
       repositories: (name) => name === "team/base",
     });
@@ -238,4 +247,208 @@ Deno.test("migrate --dry-run counts and writes nothing", async () => {
     for await (const blob of target.registry.store.listBlobs()) blobs.push(blob);
     assertEquals(blobs, []);
   });
+});
+
+// Plugin data: atomic signatures exist only in the atomic-signatures plugin's table.
+
+const quiet = createLogger({ level: "error", write: () => {} });
+
+/** A single-node config on `data`, served on a free loopback port. */
+function nodeConfig(data: string, plugins: Record<string, unknown> = {}): Config {
+  return parseConfig({ data, listen: "127.0.0.1:0", log: { access: false }, plugins }, {}, data);
+}
+
+/** Serves `config` with a real server while `fn` runs against its URL. */
+async function serving<T>(config: Config, fn: (url: string) => Promise<T>): Promise<T> {
+  const server = await startServer(config, quiet);
+  try {
+    return await fn(server.url);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+/** Migrates between the stores of two configs, as `wharf migrate` opens them. */
+async function migrateConfigs(from: Config, to: Config, options: MigrateOptions = {}) {
+  const source = await openSource(from);
+  try {
+    const target = await openTarget(to, quiet);
+    try {
+      return await migrate(source, target, options);
+    } finally {
+      await target.close();
+    }
+  } finally {
+    await source.close();
+  }
+}
+
+/** A signature that the plugin stores without reading it: every byte value, NUL included. */
+const RAW_SIGNATURE = new Uint8Array([0xa3, 0x03, ...Array.from({ length: 256 }, (_, i) => i)]);
+const SIGNED_REPOS = ["team/signed", "other/signed"];
+
+/**
+ * Pushes the atomic-signatures fixture image into both repositories, with two signatures
+ * each through the extension API (the real one of `_fixtures.ts` and {@link RAW_SIGNATURE}).
+ */
+async function pushSignatures(url: string): Promise<void> {
+  for (const repository of SIGNED_REPOS) {
+    await putBlob(url, repository, CONFIG);
+    const manifest = await fetch(`${url}/v2/${repository}/manifests/1.0`, {
+      method: "PUT",
+      headers: { "Content-Type": OCI_MANIFEST },
+      body: MANIFEST,
+    });
+    assertEquals(manifest.status, 201, await manifest.text());
+    for (const [n, content] of [SIGNED, RAW_SIGNATURE.toBase64()].entries()) {
+      const put = await fetch(signaturesUrl(url, repository), {
+        method: "PUT",
+        body: JSON.stringify({
+          schemaVersion: 2,
+          type: "atomic",
+          name: `${DIGEST}@${String(n).repeat(32)}`,
+          content,
+        }),
+      });
+      assertEquals(put.status, 201, await put.text());
+    }
+  }
+}
+
+async function putBlob(url: string, repository: string, data: Uint8Array<ArrayBuffer>) {
+  const response = await fetch(
+    `${url}/v2/${repository}/blobs/uploads/?digest=${digestOf(data)}`,
+    { method: "POST", body: data },
+  );
+  assertEquals(response.status, 201, await response.text());
+}
+
+function signaturesUrl(url: string, repository: string): string {
+  return `${url}/extensions/v2/${repository}/signatures/${DIGEST}`;
+}
+
+/** What a server answers for the signatures of each repository, byte for byte. */
+async function servedSignatures(config: Config): Promise<Record<string, string>> {
+  return await serving(config, async (url) => {
+    const out: Record<string, string> = {};
+    for (const repository of SIGNED_REPOS) {
+      const response = await fetch(signaturesUrl(url, repository));
+      out[repository] = `${response.status} ${await response.text()}`;
+    }
+    return out;
+  });
+}
+
+/** The atomic-signatures records of the artifact index, as served for the fixture image. */
+async function indexedSignatures(config: Config, repository: string): Promise<string[]> {
+  return await serving(config, async (url) => {
+    const response = await fetch(`${url}/wharf/v1/${repository}/artifacts/${DIGEST}`);
+    const body = await response.json();
+    return (body.artifacts as { plugin: string; detail: { name: string } }[])
+      .filter((a) => a.plugin === "atomic-signatures").map((a) => a.detail.name).sort();
+  });
+}
+
+const signaturesTable = (counts: Partial<TableCounts>) => ({
+  plugin: "atomic-signatures",
+  table: "signatures",
+  copied: 0,
+  present: 0,
+  failed: 0,
+  ...counts,
+});
+const indexRecords = (counts: Partial<TableCounts>) => ({
+  ...signaturesTable(counts),
+  table: "artifact index",
+});
+
+Deno.test("migrate carries atomic signatures to the target and back, once", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "wharf-migrate-signatures-" });
+  try {
+    const source = nodeConfig(join(dir, "source"));
+    await serving(source, pushSignatures);
+    const expected = await servedSignatures(source);
+    for (const repository of SIGNED_REPOS) {
+      const listed = JSON.parse(expected[repository].slice(4)).signatures;
+      assertEquals(listed.length, 2);
+      assertEquals(Uint8Array.fromBase64(listed[1].content), RAW_SIGNATURE);
+    }
+
+    // A dry run counts the rows and leaves the target's table empty.
+    const dry = nodeConfig(join(dir, "dry"));
+    const planned = await migrateConfigs(source, dry, { dryRun: true });
+    assertEquals(planned.plugins.rows, { copied: 8, present: 0, failed: 0 });
+    assertEquals(planned.manifests.copied, 2);
+    const dryTable = new SqlitePluginStore(join(dir, "dry", "plugins.db"));
+    try {
+      const rows = await dryTable.database("x").all(
+        "SELECT count(*) AS n FROM p_atomic_signatures_signatures",
+      );
+      assertEquals(rows, [{ n: 0 }]);
+    } finally {
+      await dryTable.close();
+    }
+
+    const target = nodeConfig(join(dir, "target"));
+    const first = await migrateConfigs(source, target);
+    assertEquals(first.failures, []);
+    assertEquals(first.plugins.tables, [
+      signaturesTable({ copied: 4 }),
+      indexRecords({ copied: 4 }),
+    ]);
+    assertEquals(first.plugins.notLoaded, []);
+    assertEquals(await servedSignatures(target), expected);
+    assertEquals(
+      await indexedSignatures(target, "team/signed"),
+      [`${DIGEST}@${"0".repeat(32)}`, `${DIGEST}@${"1".repeat(32)}`],
+    );
+
+    // A second run finds every row there.
+    const again = await migrateConfigs(source, target);
+    assertEquals(again.failures, []);
+    assertEquals(again.plugins.rows, { copied: 0, present: 8, failed: 0 });
+
+    // And back to a fresh node: still the same answer, byte for byte.
+    const back = nodeConfig(join(dir, "back"));
+    const returned = await migrateConfigs(target, back);
+    assertEquals(returned.plugins.rows, { copied: 8, present: 0, failed: 0 });
+    assertEquals(await servedSignatures(back), expected);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("migrate carries only the selected repositories' rows; a plugin the target lacks is named", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "wharf-migrate-signatures-" });
+  try {
+    const source = nodeConfig(join(dir, "source"));
+    await serving(source, pushSignatures);
+    const expected = await servedSignatures(source);
+
+    const some = nodeConfig(join(dir, "some"));
+    const selected = await migrateConfigs(source, some, {
+      repositories: (name) => name.startsWith("other/"),
+    });
+    assertEquals(selected.failures, []);
+    assertEquals(selected.plugins.tables, [
+      signaturesTable({ copied: 2 }),
+      indexRecords({ copied: 2 }),
+    ]);
+    const served = await servedSignatures(some);
+    assertEquals(served["other/signed"], expected["other/signed"]);
+    assertMatch(served["team/signed"], /^404 /);
+
+    const without = nodeConfig(join(dir, "without"), { disabled: ["atomic-signatures"] });
+    const report = await migrateConfigs(source, without);
+    assertEquals(report.failures, []);
+    assertEquals(report.manifests.copied, 2);
+    assertEquals(report.plugins.tables, []);
+    assertEquals(report.plugins.notLoaded, ["atomic-signatures"]);
+    assertMatch(
+      formatReport(report),
+      /^plugins: +atomic-signatures has tables in the source but is not loaded by the target: none of its data was carried$/m,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -28,6 +28,7 @@ Deno.test("formatReport: summary lines, then one line per failure", () => {
     "blobs:        3 copied, 1 already present, 1 failed; 2 more links (3.0 MiB copied)",
     "manifests:    2 copied, 0 already present, 1 failed",
     "tags:         1 copied, 0 already present, 1 failed",
+    "plugin rows:  none (no plugin of the target has a carried table)",
     "time:         1.5 s, 2.1 MB/s",
     "uploads:      1 unfinished upload sessions in the source were not migrated (clients push them again)",
     "failures (2):",
@@ -37,6 +38,36 @@ Deno.test("formatReport: summary lines, then one line per failure", () => {
   assertEquals(
     formatReport(emptyReport("a", "b", true)).split("\n")[0],
     "dry run, nothing written: a → b",
+  );
+});
+
+Deno.test("formatReport: carried plugin rows, plugins the target does not load, row failures", () => {
+  const report = emptyReport("a", "b", false);
+  report.plugins = {
+    rows: { copied: 3, present: 1, failed: 2 },
+    tables: [
+      { plugin: "atomic-signatures", table: "signatures", copied: 2, present: 1, failed: 0 },
+      { plugin: "atomic-signatures", table: "artifact index", copied: 1, present: 0, failed: 0 },
+      { plugin: "notes", table: "notes", copied: 0, present: 0, failed: 2 },
+    ],
+    notLoaded: ["old-plugin"],
+  };
+  report.failures = [{
+    kind: "plugin",
+    repository: "app",
+    table: "notes/notes",
+    reason: "2 rows refused by the target: boom",
+  }];
+  const lines = formatReport(report).split("\n");
+  assertEquals(lines.slice(5, 7), [
+    "plugin rows:  3 copied, 1 already present, 2 failed " +
+    "(atomic-signatures: signatures, artifact index; notes: notes)",
+    "plugins:      old-plugin has tables in the source but is not loaded by the target: " +
+    "none of its data was carried",
+  ]);
+  assertEquals(
+    lines.at(-1),
+    "  plugin table notes/notes (app): 2 rows refused by the target: boom",
   );
 });
 

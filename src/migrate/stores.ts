@@ -1,8 +1,8 @@
 /**
- * The two ends of `wharf migrate`, each named by a normal Wharf config: the source stores
- * (opened for reading, never created) and the target Wharf (opened whole, plugins included, so
- * that what is written goes through its registry service). Also tells when both configs name
- * the same store.
+ * The two ends of `wharf migrate`, each named by a normal Wharf config: the source stores and
+ * plugin database (opened for reading, never created) and the target Wharf (opened whole,
+ * plugins included, so that what is written goes through its registry service). Also tells when
+ * both configs name the same store.
  * @module
  */
 import { realpathSync } from "node:fs";
@@ -11,6 +11,10 @@ import type { Config } from "../config/schema.ts";
 import { KeyedLock } from "../concurrency/keyed_lock.ts";
 import type { Logger } from "../log/logger.ts";
 import type { MetadataStore } from "../metadata/metadata_store.ts";
+import { PostgresMetadataStore } from "../metadata/postgres.ts";
+import type { PluginStore } from "../plugins/database.ts";
+import { PostgresPluginStore } from "../plugins/postgres_database.ts";
+import { SqlitePluginStore } from "../plugins/sqlite_database.ts";
 import type { BlobStore } from "../storage/blob_store.ts";
 import { S3BlobStore } from "../storage/s3.ts";
 import { openBlobStore, openMetadataStore, openWharf, type Wharf } from "../wharf.ts";
@@ -25,6 +29,8 @@ export interface StoreIdentity {
 export interface SourceStores {
   store: BlobStore;
   metadata: MetadataStore;
+  /** The plugins' tables: null when a single node never wrote a `plugins.db`. */
+  plugins: PluginStore | null;
   close(): Promise<void>;
 }
 
@@ -79,6 +85,7 @@ export async function openSource(config: Config): Promise<SourceStores> {
     () => openMetadataStore(config.metadata, data),
   );
   let store: BlobStore | undefined;
+  let plugins: PluginStore | null = null;
   try {
     store = await labelled(
       "source blob store",
@@ -86,6 +93,7 @@ export async function openSource(config: Config): Promise<SourceStores> {
     );
     await labelled("source blob store", () => store!.listUploads());
     await labelled("source metadata store", () => metadata.allRepositories());
+    plugins = await labelled("source plugin database", () => openSourcePlugins(metadata, data));
   } catch (err) {
     if (store instanceof S3BlobStore) store.close();
     await metadata.close();
@@ -95,11 +103,28 @@ export async function openSource(config: Config): Promise<SourceStores> {
   return {
     store: opened,
     metadata,
+    plugins,
     async close() {
+      await plugins?.close();
       await metadata.close();
       if (opened instanceof S3BlobStore) opened.close();
     },
   };
+}
+
+/**
+ * The source's plugin database where `openWharf` keeps it (read through the plugin store, which
+ * finds its own tables there), or null when a single node has no `plugins.db`.
+ */
+async function openSourcePlugins(
+  metadata: MetadataStore,
+  data: string,
+): Promise<PluginStore | null> {
+  if (metadata instanceof PostgresMetadataStore) {
+    return await PostgresPluginStore.open(metadata.sql);
+  }
+  const file = join(data, "plugins.db");
+  return isFile(file) ? new SqlitePluginStore(file) : null;
 }
 
 /** Opens the target as `wharf serve` would (stores, plugins, registry) and probes its stores. */

@@ -138,6 +138,19 @@ export interface PluginQueries {
   run(sql: string, ...params: SqlValue[]): Promise<number>;
 }
 
+/** What a plugin declares about one of its tables (see {@link PluginDatabase.table}). */
+export interface TableOptions {
+  /**
+   * The table holds primary data that exists nowhere else (what clients sent through the
+   * plugin's own routes, say), not data rebuilt from pushes. `wharf migrate` copies its rows to
+   * the target registry after the manifests, skipping rows whose primary key (or another unique
+   * constraint) the target already holds: give it a natural key, not a generated id. A column
+   * named `repository` limits the copy to the migrated repositories. The plugin's records in
+   * the artifact index are carried with it.
+   */
+  carry?: boolean;
+}
+
 /**
  * A plugin's own tables in the registry's database: `<data>/plugins.db` (SQLite) on a single
  * node, the metadata database when `metadata.driver` is `postgres`, so that every process of a
@@ -152,6 +165,11 @@ export interface PluginQueries {
  * ```
  */
 export interface PluginDatabase extends PluginQueries {
+  /**
+   * The full name of the plugin's table `name` (as {@link PluginQueries.table}); with
+   * `{ carry: true }` it also declares that the table holds data found nowhere else.
+   */
+  table(name: string, options?: TableOptions): string;
   /**
    * Applies the plugin's schema migrations in order, each once (tracked per plugin, also when
    * several processes start together). A migration may touch only the plugin's own tables;

@@ -27,8 +27,24 @@ export interface PluginStore {
   list(repository: string, subject: Digest): Promise<IndexedArtifact[]>;
   /** Drops every record of an artifact manifest or subject that left a repository. */
   forget(repository: string, digest: Digest): Promise<void>;
+  /** The artifact index's table (`artifacts` in SQLite, `wharf_artifacts` in PostgreSQL). */
+  readonly artifactTable: string;
+  /** The columns of `table` in order, or null when there is no such table. */
+  columns(table: string): Promise<TableColumn[] | null>;
+  /** The plugins whose schema migrations ran in this database, sorted. */
+  pluginsWithTables(): Promise<string[]>;
   /** Releases the store (the SQLite file; a PostgreSQL pool belongs to the metadata store). */
   close(): Promise<void>;
+}
+
+/** A column of a table, as `wharf migrate` copies rows between plugin databases. */
+export interface TableColumn {
+  name: string;
+  /**
+   * The database fills it: a generated column, an identity column (PostgreSQL), or the
+   * `INTEGER PRIMARY KEY` that is SQLite's rowid. A copy leaves it for the target to number.
+   */
+  generated: boolean;
 }
 
 /** The columns of an artifact index row, in the order {@link indexedArtifact} reads them. */

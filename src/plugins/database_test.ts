@@ -9,7 +9,7 @@ import { postgresUnavailableReason, startPostgres } from "../../tests/postgres.t
 import type { Digest } from "../oci/digest.ts";
 import { RegistryError } from "../oci/errors.ts";
 import type { ArtifactRecord } from "./api.ts";
-import type { PluginStore } from "./database.ts";
+import { ARTIFACT_COLUMNS, type PluginStore } from "./database.ts";
 import { PostgresPluginStore } from "./postgres_database.ts";
 import { SqlitePluginStore } from "./sqlite_database.ts";
 
@@ -166,6 +166,34 @@ async function contract(t: Deno.TestContext, open: Open): Promise<void> {
     await store.forget("r", d("a")); // the subject left: its records go
     assertEquals(await store.list("r", d("a")), []);
     assertEquals((await store.list("other", d("a"))).length, 1);
+  });
+
+  await step("columns say which ones the database fills; plugins with tables", async (store) => {
+    const db = store.database("cols");
+    const [numbered, natural, computed] = ["numbered", "natural", "computed"].map((n) =>
+      db.table(n)
+    );
+    await db.migrate([{
+      sqlite: `CREATE TABLE ${numbered} (id INTEGER PRIMARY KEY, note TEXT);
+               CREATE TABLE ${natural} (id INTEGER NOT NULL, part TEXT, PRIMARY KEY (id, part));
+               CREATE TABLE ${computed} (a INTEGER, twice INTEGER GENERATED ALWAYS AS (a * 2))`,
+      postgres: `CREATE TABLE ${numbered} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                   note text);
+                 CREATE TABLE ${natural} (id bigint NOT NULL, part text, PRIMARY KEY (id, part));
+                 CREATE TABLE ${computed} (a bigint, twice bigint GENERATED ALWAYS AS (a * 2) STORED)`,
+    }]);
+    const generated = async (table: string) =>
+      (await store.columns(table))?.map((c) => `${c.name}${c.generated ? "*" : ""}`);
+    assertEquals(await generated(numbered), ["id*", "note"]);
+    assertEquals(await generated(natural), ["id", "part"]);
+    assertEquals(await generated(computed), ["a", "twice*"]);
+    assertEquals(await store.columns("p_cols_absent"), null);
+    assertEquals(
+      (await store.columns(store.artifactTable))?.map((c) => c.name),
+      [...ARTIFACT_COLUMNS.split(", "), "updated_at"],
+    );
+    await store.database("other").migrate([`CREATE TABLE p_other_t (a TEXT)`]);
+    assertEquals(await store.pluginsWithTables(), ["cols", "other"]);
   });
 }
 

@@ -37,6 +37,15 @@ export interface LoadedPlugin {
   error?: string;
 }
 
+/** A plugin table declared `{ carry: true }`: its rows move with the registry. */
+export interface CarriedTable {
+  plugin: string;
+  /** The name the plugin gave it, e.g. `signatures`. */
+  name: string;
+  /** Its full name, e.g. `p_atomic_signatures_signatures`. */
+  table: string;
+}
+
 type Handler<K extends HookName> = { plugin: string; fn: Hooks[K] };
 type RouteRegistration = { plugin: string; prefix: string; register: (app: Hono) => void };
 
@@ -49,6 +58,7 @@ export class PluginHost implements RegistryHooks {
   #handlers = new Map<HookName, Handler<HookName>[]>();
   #routes: RouteRegistration[] = [];
   #advertised = new Map<string, Record<string, string>>();
+  #carried: CarriedTable[] = [];
 
   constructor(store: PluginStore, log: Logger) {
     this.store = store;
@@ -112,13 +122,29 @@ export class PluginHost implements RegistryHooks {
     }
   }
 
+  /** The tables the loaded plugins declared carried, in declaration order. */
+  carriedTables(): CarriedTable[] {
+    return [...this.#carried];
+  }
+
   #context(name: string, config: Record<string, unknown>): PluginContext {
     const log = this.#log.with({ plugin: name });
+    const db = this.store.database(name);
     return {
       name,
       config,
       log,
-      db: this.store.database(name),
+      db: {
+        ...db,
+        table: (table, options) => {
+          const full = db.table(table);
+          const known = this.#carried.some((c) => c.table === full);
+          if (options?.carry && !known) {
+            this.#carried.push({ plugin: name, name: table, table: full });
+          }
+          return full;
+        },
+      },
       content: this.#content(),
       artifacts: this.store.artifacts(name),
       on: (hook, fn) => {
@@ -192,6 +218,7 @@ export class PluginHost implements RegistryHooks {
     }
     this.#routes = this.#routes.filter((r) => r.plugin !== plugin);
     this.#advertised.delete(plugin);
+    this.#carried = this.#carried.filter((c) => c.plugin !== plugin);
   }
 
   /** Headers the plugins add to `/v2/` answers. */

@@ -110,3 +110,23 @@ Deno.test("host: a plugin of API version 1 (synchronous database) is refused by 
   assertEquals(h.loaded[0].error, "x: plugin API version 1 is not supported (this registry: 2)");
   await h.store.close();
 });
+
+Deno.test("host: tables declared carried are listed, not those of a plugin that failed", async () => {
+  const h = host();
+  const declaring = (name: string, fail: boolean): Plugin => ({
+    name,
+    apiVersion: 2,
+    setup(ctx) {
+      ctx.db.table("kept", { carry: true });
+      ctx.db.table("kept", { carry: true }); // declared twice: listed once
+      ctx.db.table("derived");
+      if (fail) throw new Error("boom");
+    },
+  });
+  await h.load([
+    { module: { default: declaring("good", false) }, source: "good.ts" },
+    { module: { default: declaring("bad", true) }, source: "bad.ts" },
+  ], {});
+  assertEquals(h.carriedTables(), [{ plugin: "good", name: "kept", table: "p_good_kept" }]);
+  await h.store.close();
+});

@@ -26,6 +26,7 @@ import {
   migrationText,
   type PluginStore,
   pluginTable,
+  type TableColumn,
   TransactionScope,
 } from "./database.ts";
 import { numberPlaceholders } from "./placeholders.ts";
@@ -165,6 +166,33 @@ export class PostgresPluginStore implements PluginStore {
     await guardPostgres(this.#sql, () =>
       this.#sql`DELETE FROM wharf_artifacts
                 WHERE repository = ${repository} AND (digest = ${digest} OR subject = ${digest})`);
+  }
+
+  readonly artifactTable = "wharf_artifacts";
+
+  async columns(table: string): Promise<TableColumn[] | null> {
+    this.#scope.assertOutside();
+    const rows = await guardPostgres(
+      this.#sql,
+      () =>
+        this.#sql`SELECT column_name, is_identity, is_generated FROM information_schema.columns
+                WHERE table_schema = current_schema() AND table_name = ${table}
+                ORDER BY ordinal_position`,
+    );
+    if (rows.length === 0) return null;
+    return rows.map((r) => ({
+      name: String(r.column_name),
+      generated: r.is_identity === "YES" || r.is_generated !== "NEVER",
+    }));
+  }
+
+  async pluginsWithTables(): Promise<string[]> {
+    this.#scope.assertOutside();
+    const rows = await guardPostgres(
+      this.#sql,
+      () => this.#sql`SELECT DISTINCT plugin FROM wharf_plugin_migrations ORDER BY plugin`,
+    );
+    return rows.map((r) => String(r.plugin));
   }
 
   /** The pool belongs to the metadata store, which closes it. */

@@ -27,6 +27,7 @@ import {
   migrationText,
   type PluginStore,
   pluginTable,
+  type TableColumn,
   TransactionScope,
 } from "./database.ts";
 
@@ -154,6 +155,32 @@ export class SqlitePluginStore implements PluginStore {
         "DELETE FROM artifacts WHERE repository = ? AND (digest = ? OR subject = ?)",
       ).run(repository, digest, digest);
     });
+  }
+
+  readonly artifactTable = "artifacts";
+
+  columns(table: string): Promise<TableColumn[] | null> {
+    return this.#statement(() => {
+      const columns = this.#db.prepare("SELECT * FROM pragma_table_xinfo(?)").all(table) as {
+        name: string;
+        type: string;
+        pk: number;
+        hidden: number;
+      }[];
+      if (columns.length === 0) return null;
+      const keys = columns.filter((c) => c.pk > 0);
+      const rowid = keys.length === 1 && keys[0].type.toUpperCase() === "INTEGER"
+        ? keys[0].name
+        : null;
+      return columns.map((c) => ({ name: c.name, generated: c.hidden !== 0 || c.name === rowid }));
+    });
+  }
+
+  pluginsWithTables(): Promise<string[]> {
+    return this.#statement(() =>
+      this.#db.prepare("SELECT DISTINCT plugin FROM plugin_migrations ORDER BY plugin").all()
+        .map((row) => String(row.plugin))
+    );
   }
 
   async close(): Promise<void> {
