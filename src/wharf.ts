@@ -152,6 +152,7 @@ export async function openBlobStore(
     locks,
     requestTimeoutMs: storage.requestTimeout,
     redirectExpirySeconds: storage.redirect ? storage.redirectExpiry / 1000 : undefined,
+    redirectEndpoint: storage.redirectEndpoint,
   });
 }
 

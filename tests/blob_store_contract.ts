@@ -179,6 +179,96 @@ export async function blobStoreContract(t: Deno.TestContext, target: ContractTar
       await assertCode(() => store.uploadState(id), "BLOB_UPLOAD_UNKNOWN");
     });
 
+    await t.step("a whole blob appended with its digest: invisible until verified", async () => {
+      const data = bytes(12 * MIB + 3, 16);
+      const digest = sha256(data);
+      const id = newId();
+      await store.startUpload(id);
+      await store.appendUpload(id, stream([data]), { final: true, digest });
+      assertEquals(await store.stat(digest), null, "visible before the commit");
+      assertEquals(await store.commitUpload(id, digest), { digest, size: data.length });
+      assertEquals(await readAll(await store.read(digest)), data);
+      assertEquals(await target.leftovers(id), []);
+      // The same blob again while it is stored: the commit keeps the stored one.
+      const again = newId();
+      await store.startUpload(again);
+      await store.appendUpload(again, stream([data]), { final: true, digest });
+      assertEquals(await store.commitUpload(again, digest), { digest, size: data.length });
+      assertEquals(await target.leftovers(again), []);
+      assertEquals(
+        await readAll(await store.read(digest, { start: 0, end: 9 })),
+        data.slice(0, 10),
+      );
+
+      // Content that is not what the digest names: refused, nothing visible, nothing left.
+      const other = bytes(9 * MIB, 17);
+      const claimed = sha256(bytes(10, 18));
+      const wrong = newId();
+      await store.startUpload(wrong);
+      await store.appendUpload(wrong, stream([other]), { final: true, digest: claimed });
+      await assertCode(() => store.commitUpload(wrong, claimed), "DIGEST_INVALID");
+      assertEquals(await store.stat(claimed), null);
+      await store.cancelUpload(wrong);
+      assertEquals(await target.leftovers(wrong), []);
+
+      // A body that breaks mid-way: nothing visible, the session as it was.
+      const broken = newId();
+      await store.startUpload(broken);
+      await assertRejects(
+        () =>
+          store.appendUpload(broken, failing(other, 7 * MIB), {
+            final: true,
+            digest: sha256(other),
+          }),
+        Error,
+      );
+      assertEquals(await store.stat(sha256(other)), null);
+      assertEquals((await store.uploadState(broken)).size, 0);
+      await store.cancelUpload(broken);
+      assertEquals(await target.leftovers(broken), []);
+    });
+
+    await t.step("a process dying mid-append leaves nothing a cancel cannot remove", async () => {
+      // One instance's append stalls after 7 MiB and is never finished (its process "died");
+      // another instance cancels the session. What the first had started must go too.
+      const data = bytes(9 * MIB, 19);
+      const digest = sha256(data);
+      const a = await target.open();
+      const b = await target.open();
+      const id = newId();
+      try {
+        await a.startUpload(id);
+        let sent = 0;
+        let stop!: (err: Error) => void;
+        const stalled = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (sent >= 7 * MIB) {
+              return new Promise((_, reject) => {
+                stop = (err) => {
+                  controller.error(err);
+                  reject(err);
+                };
+              });
+            }
+            controller.enqueue(data.subarray(sent, sent + MIB));
+            sent += MIB;
+          },
+        });
+        const dying = a.appendUpload(id, stalled, { final: true, digest }).catch((e) => e);
+        while (sent < 7 * MIB) await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 500)); // the first part is on its way
+        await b.cancelUpload(id);
+        assertEquals(await target.leftovers(id), []);
+        stop(new Error("the process died"));
+        assertOk((await dying) instanceof Error);
+        assertEquals(await store.stat(digest), null);
+        assertEquals(await target.leftovers(id), []);
+      } finally {
+        await target.close(a);
+        await target.close(b);
+      }
+    });
+
     await t.step("listBlobs, delete, quarantine", async () => {
       const a = bytes(1000, 13);
       const b = bytes(2000, 14);

@@ -7,7 +7,8 @@
  * also when skopeo is missing).
  */
 import { join } from "node:path";
-import type { S3BlobStoreOptions } from "../src/storage/s3.ts";
+import type { Digest } from "../src/oci/digest.ts";
+import { S3BlobStore, type S3BlobStoreOptions } from "../src/storage/s3.ts";
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
 import { cephMissing, s3StorageConfig, startCephRgw } from "./ceph_rgw.ts";
 import { startRegistry, writerAndReaderAuth } from "./harness.ts";
@@ -107,6 +108,26 @@ async function redirectSteps(t: Deno.TestContext, dir: string, bucket: S3BlobSto
       // A client that follows redirects itself (Deno's fetch drops the credentials there).
       const auto = await fetch(url, { headers: READER });
       assertEquals(sha256(new Uint8Array(await auto.arrayBuffer())), layer);
+    });
+
+    await t.step("redirectEndpoint: the URL names the clients' address for S3", async () => {
+      // The same server under another host name, as a public endpoint in front of it would be.
+      const publicEndpoint = bucket.endpoint!.replace("127.0.0.1", "localhost");
+      const store = new S3BlobStore({
+        ...bucket,
+        prefix: "registry",
+        redirectExpirySeconds: 60,
+        redirectEndpoint: publicEndpoint,
+      });
+      try {
+        const location = (await store.redirectUrl(layer as Digest))!;
+        assertOk(location.startsWith(`${publicEndpoint}/${bucket.bucket}/registry/blobs/`));
+        const followed = await fetch(location);
+        assertEquals(followed.status, 200);
+        assertEquals(sha256(new Uint8Array(await followed.arrayBuffer())), layer);
+      } finally {
+        store.close();
+      }
     });
 
     await t.step("a Range GET redirects too and S3 serves the exact slice", async () => {

@@ -82,6 +82,11 @@ export const ConfigSchema = z.strictObject({
         partSize: size.optional(),
         /** Answer blob GETs with `307` to a presigned GetObject URL instead of streaming. */
         redirect: z.boolean().default(false),
+        /**
+         * The endpoint presigned URLs name, when clients reach the S3 service by another address
+         * than Wharf does (e.g. `https://s3.example.com` in front of an internal RGW).
+         */
+        redirectEndpoint: z.url().optional(),
         /** How long a presigned URL stays valid (SigV4 allows at most 7 days). */
         redirectExpiry: duration.prefault("20m").refine(
           (ms) => ms >= 1_000 && ms <= 7 * 24 * 3_600_000,

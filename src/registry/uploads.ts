@@ -6,7 +6,7 @@
  */
 import type { Digest } from "../oci/digest.ts";
 import { RegistryError } from "../oci/errors.ts";
-import type { BlobInfo, BlobStore, UploadState } from "../storage/blob_store.ts";
+import type { AppendOptions, BlobInfo, BlobStore, UploadState } from "../storage/blob_store.ts";
 import type { Locks } from "../concurrency/keyed_lock.ts";
 import type { MetadataStore } from "../metadata/metadata_store.ts";
 import type { Access } from "./access.ts";
@@ -64,7 +64,7 @@ export class Uploads {
     repository: string,
     id: string,
     body: ReadableStream<Uint8Array>,
-    options: { offset?: number; expectedLength?: number; final?: boolean } = {},
+    options: Pick<AppendOptions, "offset" | "expectedLength" | "final" | "digest"> = {},
   ): Promise<UploadSession> {
     await this.#session(repository, id);
     const limit = await this.#room(repository);
@@ -133,6 +133,7 @@ export class Uploads {
         offset: last.offset,
         expectedLength: last.expectedLength,
         final: true,
+        digest,
       });
     }
     return await this.options.blobLocks.run(digest, async () => {

@@ -39,6 +39,12 @@ export interface AppendOptions {
    * keeping resumable hash state (the S3 store hashes a whole-blob upload natively).
    */
   final?: boolean;
+  /**
+   * With `final`: the digest the commit will name. A store may then write the content straight
+   * to that blob's place, where it stays invisible until the commit has verified it (the S3
+   * store completes its multipart upload there instead of copying from a staging key).
+   */
+  digest?: Digest;
 }
 
 /** Options of {@link BlobStore.redirectUrl}. */

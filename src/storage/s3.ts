@@ -13,7 +13,10 @@
  * Why a staging key and a server-side copy: a multipart upload's key is fixed when it is
  * created, before the digest is known. Completing it into the session's own `data` key and then
  * copying (CopyObject, server-side, no bytes through Wharf) to the content-addressed key keeps
- * `blobs/` free of anything unverified, and lets a digest mismatch keep the session.
+ * `blobs/` free of anything unverified, and lets a digest mismatch keep the session. A whole blob
+ * sent in one final append whose digest is given up front (monolithic push, mirroring,
+ * pull-through) skips the copy: its multipart upload is created at the blob's own key, where it
+ * stays invisible until the commit has checked the digest and completes it.
  * @module
  */
 import { createHash } from "node:crypto";
@@ -92,6 +95,8 @@ export interface S3BlobStoreOptions {
    * 604800 = 7 days, SigV4's limit); absent: Wharf streams the bytes itself.
    */
   redirectExpirySeconds?: number;
+  /** The endpoint presigned URLs name, when clients reach S3 by another address (default `endpoint`). */
+  redirectEndpoint?: string;
 }
 
 /** SigV4's longest presigned URL lifetime (7 days), in seconds. */
@@ -112,7 +117,14 @@ interface SessionState {
   sha256?: string;
   /** Bumped on every append; names the next tail object. */
   seq: number;
-  multipart?: { uploadId: string; parts: { n: number; etag: string }[] };
+  /** `key`: where the upload lives when not at `data` (the blob's own key, for a direct append). */
+  multipart?: { uploadId: string; parts: { n: number; etag: string }[]; key?: string };
+  /**
+   * A multipart upload at a blob's key that an append in progress created, recorded before its
+   * first part: an append that dies leaves nothing no state names (`data` uploads are found by
+   * listing the session's prefix instead).
+   */
+  pending?: { key: string; uploadId: string };
   tail?: { key: string; size: number };
   /** Set once the multipart upload was completed into `data` (commit in progress). */
   sealed?: boolean;
@@ -127,6 +139,7 @@ export class S3BlobStore implements BlobStore {
   #partSize: number;
   #queueSize: number;
   #redirectExpiry: number | undefined;
+  #presigner: S3Client;
   #sessions: Locks;
 
   constructor(options: S3BlobStoreOptions) {
@@ -137,28 +150,33 @@ export class S3BlobStore implements BlobStore {
     this.#queueSize = Math.max(options.queueSize ?? 2, 1);
     this.#redirectExpiry = options.redirectExpirySeconds;
     this.#sessions = options.locks ?? new KeyedLock();
-    this.client = new S3Client({
-      endpoint: options.endpoint,
-      region: options.region ?? "us-east-1",
-      forcePathStyle: options.forcePathStyle ?? true,
-      credentials: options.credentials,
-      maxAttempts: options.maxAttempts ?? 3,
-      // Streamed bodies with the SDK's default checksums go out as aws-chunked, which Ceph RGW
-      // (411) and Swift (501) refuse; Wharf checks content by its own digests anyway.
-      requestChecksumCalculation: "WHEN_REQUIRED",
-      responseChecksumValidation: "WHEN_REQUIRED",
-      requestHandler: {
-        // The idle timeout: `requestTimeout` only warns (unless throwOnRequestTimeout) and would
-        // bound a whole large transfer; a hung server leaves the socket idle.
-        socketTimeout: options.requestTimeoutMs ?? 60_000,
-        connectionTimeout: options.connectTimeoutMs ?? 5_000,
-      },
-    });
+    const client = (endpoint: string | undefined) =>
+      new S3Client({
+        endpoint,
+        region: options.region ?? "us-east-1",
+        forcePathStyle: options.forcePathStyle ?? true,
+        credentials: options.credentials,
+        maxAttempts: options.maxAttempts ?? 3,
+        // Streamed bodies with the SDK's default checksums go out as aws-chunked, which Ceph RGW
+        // (411) and Swift (501) refuse; Wharf checks content by its own digests anyway.
+        requestChecksumCalculation: "WHEN_REQUIRED",
+        responseChecksumValidation: "WHEN_REQUIRED",
+        requestHandler: {
+          // The idle timeout: `requestTimeout` only warns (unless throwOnRequestTimeout) and would
+          // bound a whole large transfer; a hung server leaves the socket idle.
+          socketTimeout: options.requestTimeoutMs ?? 60_000,
+          connectionTimeout: options.connectTimeoutMs ?? 5_000,
+        },
+      });
+    this.client = client(options.endpoint);
+    // Presigning makes no request: a second client only names another host in the URL.
+    this.#presigner = options.redirectEndpoint ? client(options.redirectEndpoint) : this.client;
   }
 
   /** Closes the client's sockets. */
   close(): void {
     this.client.destroy();
+    if (this.#presigner !== this.client) this.#presigner.destroy();
   }
 
   /** HeadBucket: the endpoint answers, the credentials work and the bucket exists. */
@@ -181,7 +199,7 @@ export class S3BlobStore implements BlobStore {
     if (expiresIn === undefined) return null;
     const command = new GetObjectCommand({ Bucket: this.bucket, Key: this.#blobKey(digest) });
     try {
-      return await getSignedUrl(this.client, command, {
+      return await getSignedUrl(this.#presigner, command, {
         expiresIn: Math.min(expiresIn, MAX_REDIRECT_EXPIRY_SECONDS),
       });
     } catch (err) {
@@ -315,6 +333,10 @@ export class S3BlobStore implements BlobStore {
           headers: { Range: `0-${Math.max(state.size - 1, 0)}` },
         });
       }
+      if (state.pending) {
+        await this.abortMultipart(state.pending.key, state.pending.uploadId);
+        state = { ...state, pending: undefined };
+      }
       const next = await new Append(this, id, state, options).run(body);
       await this.#writeState(id, next);
       if (state.tail && state.tail.key !== next.tail?.key) await this.#deleteKey(state.tail.key);
@@ -338,6 +360,15 @@ export class S3BlobStore implements BlobStore {
       if (algorithm === "sha256") {
         const actual = `sha256:${state.sha256 ?? (await loadHasher(state.hash)).digest("hex")}`;
         if (actual !== digest) throw mismatch(actual);
+      }
+      if (state.multipart?.key !== undefined) {
+        // A direct append: the verified upload completes at the blob's key, unless an equal
+        // blob got there first (completing over it would leave Swift its old segments).
+        const { key, uploadId, parts } = state.multipart;
+        if (await this.stat(digest)) await this.abortMultipart(key, uploadId);
+        else await this.#complete(key, uploadId, parts, state.size);
+        await this.#removeSession(id, { ...state, multipart: undefined });
+        return { digest, size: state.size };
       }
       let source: string | null;
       [state, source] = await this.#seal(id, state);
@@ -400,11 +431,11 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  /** Starts the multipart upload behind a session's `data` key. */
-  async createMultipart(id: string): Promise<string> {
+  /** Starts a multipart upload at `key` (a session's `data`, or a blob's key when direct). */
+  async createMultipart(key: string): Promise<string> {
     try {
       const out = await this.client.send(
-        new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.dataKey(id) }),
+        new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key }),
       );
       if (!out.UploadId) throw new Error("CreateMultipartUpload returned no UploadId");
       return out.UploadId;
@@ -421,6 +452,15 @@ export class S3BlobStore implements BlobStore {
     } catch (err) {
       if (!isNotFound(err)) throw unavailable("AbortMultipartUpload", err);
     }
+  }
+
+  /** Records an append's {@link SessionState.pending} upload before its first part is sent. */
+  async recordPending(id: string, state: SessionState): Promise<void> {
+    await this.#writeState(id, state);
+  }
+
+  blobKey(digest: Digest): string {
+    return this.#blobKey(digest);
   }
 
   dataKey(id: string): string {
@@ -510,6 +550,20 @@ export class S3BlobStore implements BlobStore {
         etag: await this.uploadPart(key, uploadId, n, await this.getBytes(state.tail.key)),
       });
     }
+    await this.#complete(key, uploadId, parts, state.size);
+    const sealed: SessionState = { ...state, multipart: undefined, tail: undefined, sealed: true };
+    await this.#writeState(id, sealed);
+    if (state.tail) await this.#deleteKey(state.tail.key);
+    return [sealed, key];
+  }
+
+  /** Completes a multipart upload of `size` bytes at `key`; a retry after success is no error. */
+  async #complete(
+    key: string,
+    uploadId: string,
+    parts: { n: number; etag: string }[],
+    size: number,
+  ): Promise<void> {
     try {
       // Ceph RGW answers an empty ETag here: the response is not used.
       await this.client.send(
@@ -522,20 +576,20 @@ export class S3BlobStore implements BlobStore {
       );
     } catch (err) {
       // Completed by an earlier try that died before it could record so.
-      if (!isNotFound(err) || (await this.#headSize(key)) !== state.size) {
+      if (!isNotFound(err) || (await this.#headSize(key)) !== size) {
         throw unavailable("CompleteMultipartUpload", err);
       }
     }
-    const sealed: SessionState = { ...state, multipart: undefined, tail: undefined, sealed: true };
-    await this.#writeState(id, sealed);
-    if (state.tail) await this.#deleteKey(state.tail.key);
-    return [sealed, key];
   }
 
   /** Aborts the session's multipart uploads (recorded or orphaned) and deletes its objects. */
   async #removeSession(id: string, state?: SessionState): Promise<void> {
     const prefix = this.#sessionPrefix(id);
-    if (state?.multipart) await this.abortMultipart(this.dataKey(id), state.multipart.uploadId);
+    if (state?.multipart) {
+      const { key = this.dataKey(id), uploadId } = state.multipart;
+      await this.abortMultipart(key, uploadId);
+    }
+    if (state?.pending) await this.abortMultipart(state.pending.key, state.pending.uploadId);
     try {
       // An append that died after CreateMultipartUpload leaves an upload no state names.
       const out = await this.client.send(
@@ -687,7 +741,7 @@ class Append {
   #id: string;
   #state: SessionState;
   #options: AppendOptions;
-  #createdUpload?: string;
+  #createdUpload?: { key: string; uploadId: string };
   #newTail?: string;
 
   constructor(store: S3BlobStore, id: string, state: SessionState, options: AppendOptions) {
@@ -702,8 +756,8 @@ class Append {
       return await this.#run(body);
     } catch (err) {
       if (this.#createdUpload) {
-        await this.#store.abortMultipart(this.#store.dataKey(this.#id), this.#createdUpload)
-          .catch(() => {});
+        const { key, uploadId } = this.#createdUpload;
+        await this.#store.abortMultipart(key, uploadId).catch(() => {});
       }
       if (this.#newTail) await this.#store.deleteKey(this.#newTail).catch(() => {});
       throw err;
@@ -718,23 +772,28 @@ class Append {
       ? createHash("sha256")
       : undefined;
     const hasher = native ?? await loadHasher(state.hash);
+    // A whole blob whose digest is known goes straight to its key (invisible until completed).
+    const digest = this.#options.digest;
+    const direct = native !== undefined && digest !== undefined && digest.startsWith("sha256:");
     const partSize = store.partSize;
-    let multipart = state.multipart
+    let multipart: SessionState["multipart"] = state.multipart
       ? { uploadId: state.multipart.uploadId, parts: [...state.multipart.parts] }
       : undefined;
     const inFlight: Promise<void>[] = [];
     const key = store.dataKey(this.#id);
+    const create = async (at: string) => {
+      const uploadId = await store.createMultipart(at);
+      this.#createdUpload = { key: at, uploadId };
+      return uploadId;
+    };
 
     let buffer = new Uint8Array(partSize);
     let filled = 0;
     if (state.sealed && state.size >= MIN_PART) {
       // A commit completed the upload and then failed its digest check: reopen it, the
       // content so far copied server-side as the first parts of a new multipart upload.
-      this.#createdUpload = await store.createMultipart(this.#id);
-      multipart = {
-        uploadId: this.#createdUpload,
-        parts: await store.copyParts(key, this.#createdUpload, state.size),
-      };
+      const uploadId = await create(key);
+      multipart = { uploadId, parts: await store.copyParts(key, uploadId, state.size) };
     } else if (state.sealed || state.tail) {
       const tail = await store.getBytes(state.sealed ? key : state.tail!.key);
       buffer.set(tail);
@@ -742,16 +801,22 @@ class Append {
     }
     const flush = async (bytes: Uint8Array) => {
       if (!multipart) {
-        this.#createdUpload = await store.createMultipart(this.#id);
-        multipart = { uploadId: this.#createdUpload, parts: [] };
+        if (direct) {
+          const at = store.blobKey(digest);
+          const uploadId = await create(at);
+          await store.recordPending(this.#id, { ...state, pending: { key: at, uploadId } });
+          multipart = { uploadId, parts: [], key: at };
+        } else {
+          multipart = { uploadId: await create(key), parts: [] };
+        }
       }
       const n = multipart.parts.length + 1;
       const part = { n, etag: "" };
       multipart.parts.push(part);
-      const upload = multipart.uploadId;
+      const { uploadId, key: at = key } = multipart;
       if (inFlight.length >= store.queueSize) await inFlight.shift();
       inFlight.push(
-        store.uploadPart(key, upload, n, bytes).then((etag) => {
+        store.uploadPart(at, uploadId, n, bytes).then((etag) => {
           part.etag = etag;
         }),
       );
@@ -788,7 +853,8 @@ class Append {
         });
       }
       let tail: SessionState["tail"];
-      if (filled >= MIN_PART) {
+      // A direct upload's last part may be short: nothing is appended after it.
+      if (filled >= MIN_PART || (filled > 0 && multipart?.key !== undefined)) {
         await flush(buffer.subarray(0, filled));
       } else if (filled > 0) {
         const tailKey = store.tailKey(this.#id, state.seq + 1);
@@ -808,6 +874,7 @@ class Append {
         multipart,
         tail,
         sealed: undefined,
+        pending: undefined,
       };
     } finally {
       // Never leave a part upload running past a failed append.
