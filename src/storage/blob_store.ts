@@ -34,10 +34,7 @@ export interface AppendOptions {
   expectedLength?: number;
   /** Largest size the whole session may reach; the append fails once it would pass it. */
   limit?: number;
-  /**
-   * No append follows: the session is committed or discarded next. A store may then skip
-   * keeping resumable hash state (the S3 store hashes a whole-blob upload natively).
-   */
+  /** No append follows: the session is committed or discarded next (see `digest`). */
   final?: boolean;
   /**
    * With `final`: the digest the commit will name. A store may then write the content straight

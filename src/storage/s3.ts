@@ -108,11 +108,12 @@ interface SessionState {
   size: number;
   startedAt: number;
   modifiedAt: number;
-  /** hash-wasm SHA-256 state after `size` bytes, base64 ("" once `sha256` is set). */
+  /** hash-wasm SHA-256 state after `size` bytes, base64 ("" while `sha256` is set). */
   hash: string;
   /**
-   * SHA-256 hex of the whole content, set by a final append to an empty session (hashed with
-   * node:crypto, about 6x faster than hash-wasm); no append may follow it.
+   * SHA-256 hex of the content so far, set by the first append (hashed with node:crypto, about
+   * 6x faster than hash-wasm, whose state can be saved). Most clients send a blob in one append;
+   * a second append first re-hashes the content so far into `hash` ({@link S3BlobStore.#resumable}).
    */
   sha256?: string;
   /** Bumped on every append; names the next tail object. */
@@ -319,7 +320,7 @@ export class S3BlobStore implements BlobStore {
         await body.cancel().catch(() => {});
         throw err;
       }
-      if (state.sha256 !== undefined) {
+      if (state.multipart?.key !== undefined) {
         await body.cancel().catch(() => {});
         throw new RegistryError("BLOB_UPLOAD_INVALID", "the upload was finished; start a new one", {
           status: 400,
@@ -333,9 +334,15 @@ export class S3BlobStore implements BlobStore {
           headers: { Range: `0-${Math.max(state.size - 1, 0)}` },
         });
       }
-      if (state.pending) {
-        await this.abortMultipart(state.pending.key, state.pending.uploadId);
-        state = { ...state, pending: undefined };
+      try {
+        if (state.pending) {
+          await this.abortMultipart(state.pending.key, state.pending.uploadId);
+          state = { ...state, pending: undefined };
+        }
+        state = await this.#resumable(id, state);
+      } catch (err) {
+        await body.cancel().catch(() => {});
+        throw err;
       }
       const next = await new Append(this, id, state, options).run(body);
       await this.#writeState(id, next);
@@ -582,6 +589,29 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /**
+   * The session with a resumable hash state: content hashed natively (`sha256`) is sealed into
+   * one object if need be and read back through hash-wasm, once, before a second append.
+   */
+  async #resumable(id: string, state: SessionState): Promise<SessionState> {
+    if (state.sha256 === undefined) return state;
+    let source: string | null;
+    [state, source] = await this.#seal(id, state);
+    const hasher = await createSHA256();
+    hasher.init();
+    if (source) { for await (const chunk of await this.#get(source)) hasher.update(chunk); }
+    const hash = Buffer.from(hasher.save()).toString("base64");
+    if (hasher.digest("hex") !== state.sha256) {
+      throw new RegistryError(
+        "UNAVAILABLE",
+        `upload ${id}: the stored content differs from what was sent`,
+      );
+    }
+    const next: SessionState = { ...state, hash, sha256: undefined };
+    await this.#writeState(id, next);
+    return next;
+  }
+
   /** Aborts the session's multipart uploads (recorded or orphaned) and deletes its objects. */
   async #removeSession(id: string, state?: SessionState): Promise<void> {
     const prefix = this.#sessionPrefix(id);
@@ -767,14 +797,13 @@ class Append {
   async #run(body: ReadableStream<Uint8Array>): Promise<SessionState> {
     const store = this.#store;
     const state = this.#state;
-    // A whole blob in one append needs no resumable state: hash it natively.
-    const native = this.#options.final && state.size === 0 && !state.sealed
-      ? createHash("sha256")
-      : undefined;
+    // The first append hashes natively; a second one re-hashes resumably first (#resumable).
+    const native = state.size === 0 && !state.sealed ? createHash("sha256") : undefined;
     const hasher = native ?? await loadHasher(state.hash);
     // A whole blob whose digest is known goes straight to its key (invisible until completed).
     const digest = this.#options.digest;
-    const direct = native !== undefined && digest !== undefined && digest.startsWith("sha256:");
+    const direct = this.#options.final === true && native !== undefined &&
+      digest !== undefined && digest.startsWith("sha256:");
     const partSize = store.partSize;
     let multipart: SessionState["multipart"] = state.multipart
       ? { uploadId: state.multipart.uploadId, parts: [...state.multipart.parts] }

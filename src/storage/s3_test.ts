@@ -113,33 +113,57 @@ Deno.test({
       );
 
       await t.step(
-        "a final append to an empty session is hashed natively and admits no further append",
+        "the first append is hashed natively; a second re-hashes resumably; direct admits none",
         async () => {
           const other = data.subarray(0, 6 * MIB + 5);
-          const otherDigest = `sha256:${
-            createHash("sha256").update(other).digest("hex")
-          }` as Digest;
-          await store.startUpload("final-1");
-          await store.appendUpload("final-1", new Blob([other]).stream(), { final: true });
-          const state = JSON.parse(
-            await (await store.client.send(
-              new GetObjectCommand({ Bucket, Key: "reg/uploads/final-1/state.json" }),
-            )).Body!.transformToString(),
+          const sha = (bytes: Uint8Array) =>
+            `sha256:${createHash("sha256").update(bytes).digest("hex")}` as Digest;
+          const stateOf = async (id: string) =>
+            JSON.parse(
+              await (await store.client.send(
+                new GetObjectCommand({ Bucket, Key: `reg/uploads/${id}/state.json` }),
+              )).Body!.transformToString(),
+            );
+          await store.startUpload("native-1");
+          await store.appendUpload("native-1", new Blob([other]).stream());
+          let state = await stateOf("native-1");
+          assertEquals([`sha256:${state.sha256}`, state.hash], [sha(other), ""]);
+          await store.appendUpload("native-1", new Blob(["x"]).stream(), { offset: other.length });
+          state = await stateOf("native-1");
+          assertEquals(state.sha256, undefined);
+          assertOk(state.hash.length > 0, "a resumable state after the second append");
+          const both = new Uint8Array([...other, ..."x".split("").map((c) => c.charCodeAt(0))]);
+          assertEquals(await store.commitUpload("native-1", sha(both)), {
+            digest: sha(both),
+            size: both.length,
+          });
+          const read = new Uint8Array(
+            await new Response(await store.read(sha(both))).arrayBuffer(),
           );
-          assertEquals(`sha256:${state.sha256}`, otherDigest);
-          const more = await store.appendUpload("final-1", new Blob(["x"]).stream())
+          assertEquals(sha(read), sha(both));
+
+          // A final append naming its digest writes at the blob's key: nothing may follow.
+          await store.startUpload("direct-1");
+          await store.appendUpload("direct-1", new Blob([other]).stream(), {
+            final: true,
+            digest: sha(other),
+          });
+          state = await stateOf("direct-1");
+          assertEquals(state.multipart.key, `reg/blobs/sha256/${sha(other).slice(7)}`);
+          const more = await store.appendUpload("direct-1", new Blob(["x"]).stream())
             .catch((err) => err.code);
           assertEquals(more, "BLOB_UPLOAD_INVALID");
-          const wrong = await store.commitUpload("final-1", digest).catch((err) => err.code);
+          const wrong = await store.commitUpload("direct-1", digest).catch((err) => err.code);
           assertEquals(wrong, "DIGEST_INVALID");
-          assertEquals(await store.commitUpload("final-1", otherDigest), {
-            digest: otherDigest,
+          assertEquals(await store.stat(sha(other)), null);
+          assertEquals(await store.commitUpload("direct-1", sha(other)), {
+            digest: sha(other),
             size: other.length,
           });
           const back = new Uint8Array(
-            await new Response(await store.read(otherDigest)).arrayBuffer(),
+            await new Response(await store.read(sha(other))).arrayBuffer(),
           );
-          assertEquals(createHash("sha256").update(back).digest("hex"), state.sha256);
+          assertEquals(sha(back), sha(other));
         },
       );
     } finally {
