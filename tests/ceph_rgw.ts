@@ -176,23 +176,7 @@ function rgw(
     endpoint,
     region,
     credentials,
-    async bucket(prefix = "wharf") {
-      const bucket = `wharf-test-${crypto.randomUUID().slice(0, 8)}`;
-      const client = new S3Client({
-        endpoint,
-        region,
-        credentials,
-        forcePathStyle: true,
-        requestChecksumCalculation: "WHEN_REQUIRED",
-        responseChecksumValidation: "WHEN_REQUIRED",
-      });
-      try {
-        await client.send(new CreateBucketCommand({ Bucket: bucket }));
-      } finally {
-        client.destroy();
-      }
-      return { endpoint, region, bucket, prefix, forcePathStyle: true, credentials };
-    },
+    bucket: (prefix = "wharf") => createBucket({ endpoint, region, credentials }, prefix),
     stop,
   };
 }
@@ -228,4 +212,27 @@ export function s3StorageConfig(
     },
     ...extra,
   };
+}
+
+/**
+ * Creates a fresh bucket on the S3 server at `server.endpoint` and returns store options for it
+ * (path-style, key prefix `prefix`); shared by the Ceph and Swift harnesses.
+ */
+export async function createBucket(
+  server: { endpoint: string; region: string; credentials: CephRgw["credentials"] },
+  prefix: string,
+): Promise<S3BlobStoreOptions> {
+  const bucket = `wharf-test-${crypto.randomUUID().slice(0, 8)}`;
+  const client = new S3Client({
+    ...server,
+    forcePathStyle: true,
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+  });
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  } finally {
+    client.destroy();
+  }
+  return { ...server, bucket, prefix, forcePathStyle: true };
 }

@@ -168,3 +168,14 @@ export async function writerAndReaderAuth(dir: string): Promise<Record<string, u
     ],
   };
 }
+
+/** Why Debian's `skopeo` cannot run here, or null when it can. */
+export function skopeoMissing(): string | null {
+  try {
+    const ok = new Deno.Command("skopeo", { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+    return ok ? null : "skopeo --version failed";
+  } catch {
+    return "skopeo is not installed (apt-get install -y skopeo)";
+  }
+}

@@ -11,7 +11,7 @@ import type { Digest } from "../src/oci/digest.ts";
 import { S3BlobStore, type S3BlobStoreOptions } from "../src/storage/s3.ts";
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
 import { cephMissing, s3StorageConfig, startCephRgw } from "./ceph_rgw.ts";
-import { startRegistry, writerAndReaderAuth } from "./harness.ts";
+import { skopeoMissing, startRegistry, writerAndReaderAuth } from "./harness.ts";
 import { pushBlob, pushImage, randomBytes, sha256 } from "./oci_client.ts";
 import { startSwiftS3, swiftMissing } from "./swift_s3.ts";
 
@@ -25,16 +25,6 @@ const SERVERS: { label: string; skip: string | null; start: () => Promise<S3Serv
   { label: "Ceph RGW", skip: cephMissing(), start: () => startCephRgw() },
   { label: "Swift s3api", skip: swiftMissing(), start: startSwiftS3 },
 ];
-
-function skopeoMissing(): string | null {
-  try {
-    const ok = new Deno.Command("skopeo", { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-    return ok ? null : "skopeo --version failed";
-  } catch {
-    return "skopeo is not installed (apt-get install -y skopeo)";
-  }
-}
 
 const basic = (user: string, password: string) => ({
   Authorization: `Basic ${btoa(`${user}:${password}`)}`,

@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { assertEquals, assertOk } from "./assert.ts";
-import { startRegistry } from "./harness.ts";
+import { skopeoMissing, startRegistry } from "./harness.ts";
 import { randomBytes, sha256 } from "./oci_client.ts";
 import { blobPath, initLayout, readTag, tagLayout, writeImage } from "./oci_layout.ts";
 import { s3StorageConfig, startSwiftS3, swiftMissing } from "./swift_s3.ts";
@@ -17,16 +17,6 @@ import { s3StorageConfig, startSwiftS3, swiftMissing } from "./swift_s3.ts";
 const MIB = 1 << 20;
 const skip = swiftMissing();
 if (skip) console.warn(`swift_e2e_test: skipped — ${skip}`);
-
-function skopeoMissing(): string | null {
-  try {
-    const ok = new Deno.Command("skopeo", { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-    return ok ? null : "skopeo --version failed";
-  } catch {
-    return "skopeo is not installed (apt-get install -y skopeo)";
-  }
-}
 
 async function skopeo(...args: string[]): Promise<void> {
   const out = await new Deno.Command("skopeo", {

@@ -13,9 +13,9 @@
  * @module
  */
 import { join } from "node:path";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import type { S3BlobStoreOptions } from "../src/storage/s3.ts";
 
+import { createBucket } from "./ceph_rgw.ts";
 export { s3StorageConfig } from "./ceph_rgw.ts";
 
 const HERE = import.meta.dirname!;
@@ -108,23 +108,7 @@ export async function startSwiftS3(): Promise<SwiftS3> {
     endpoint,
     region,
     credentials,
-    async bucket(prefix = "wharf") {
-      const bucket = `wharf-test-${crypto.randomUUID().slice(0, 8)}`;
-      const client = new S3Client({
-        endpoint,
-        region,
-        credentials,
-        forcePathStyle: true,
-        requestChecksumCalculation: "WHEN_REQUIRED",
-        responseChecksumValidation: "WHEN_REQUIRED",
-      });
-      try {
-        await client.send(new CreateBucketCommand({ Bucket: bucket }));
-      } finally {
-        client.destroy();
-      }
-      return { endpoint, region, bucket, prefix, forcePathStyle: true, credentials };
-    },
+    bucket: (prefix = "wharf") => createBucket({ endpoint, region, credentials }, prefix),
     async segments(bucket) {
       // Swift's own API, authenticated by tempauth with the same account and key.
       const auth = await fetch(`${endpoint}/auth/v1.0`, {
