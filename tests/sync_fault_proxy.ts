@@ -84,12 +84,27 @@ export function startFaultProxy(upstream: string): FaultProxy {
     } else {
       const chunk = fault.kind === "slow" ? 1024 : Math.ceil(bytes.length / 2);
       let offset = 0;
+      // A client that gives up (a stall it timed out) cancels the wait: no timer outlives it.
+      let wait: { timer: ReturnType<typeof setTimeout>; resume: () => void } | undefined;
       body = new ReadableStream({
         async pull(controller) {
-          if (offset > 0) await new Promise((r) => setTimeout(r, delay));
+          if (offset > 0) {
+            await new Promise<void>((resume) => {
+              wait = { timer: setTimeout(resume, delay), resume };
+            });
+            if (!wait) return;
+            wait = undefined;
+          }
           controller.enqueue(bytes.slice(offset, offset + chunk));
           offset += chunk;
           if (offset >= bytes.length) controller.close();
+        },
+        cancel() {
+          if (!wait) return;
+          clearTimeout(wait.timer);
+          const { resume } = wait;
+          wait = undefined;
+          resume();
         },
       });
     }

@@ -572,8 +572,14 @@ function jittered(base: number, share: number): number {
 }
 
 /**
- * Runs a fetch under a timeout: the answer's headers must arrive within `ms`, then the body may
- * not stay silent for longer than `ms` between chunks (a slow but moving download is fine).
+ * Runs a fetch under a timeout: the answer's headers must arrive within `ms`, then each read of
+ * the body must bring data within `ms` (a slow but moving download is fine, and so is a consumer
+ * that takes its time between reads: only the upstream's silence counts).
+ *
+ * A stalled body is ended by cancelling its reader, not by aborting the fetch's signal: Deno
+ * passes that abort on to the body through a dependent signal of the fetch's own `Request`,
+ * held weakly, so once the fetch's objects are garbage-collected mid-download the abort is lost
+ * and the read waits for as long as the upstream stays silent.
  */
 async function timed(
   send: (signal: AbortSignal) => Promise<Response>,
@@ -581,42 +587,39 @@ async function timed(
 ): Promise<Response> {
   if (!ms) return await send(new AbortController().signal);
   const controller = new AbortController();
-  let timer = setTimeout(() => controller.abort(timeoutError()), ms);
+  const timer = setTimeout(() => controller.abort(timeoutError()), ms);
   let response: Response;
   try {
     response = await send(controller.signal);
   } catch (err) {
-    clearTimeout(timer);
     throw controller.signal.aborted ? controller.signal.reason : err;
-  }
-  if (!response.body) {
+  } finally {
     clearTimeout(timer);
-    return response;
   }
+  if (!response.body) return response;
   const reader = response.body.getReader();
   const body = new ReadableStream<Uint8Array>({
     async pull(stream) {
-      clearTimeout(timer);
-      timer = setTimeout(() => controller.abort(timeoutError()), ms);
+      let stalled = false;
+      const silence = setTimeout(() => {
+        stalled = true;
+        // Ends the pending read (as done) and closes the connection.
+        reader.cancel(timeoutError()).catch(() => {});
+      }, ms);
       try {
         const { done, value } = await reader.read();
-        if (done) {
-          clearTimeout(timer);
-          stream.close();
-        } else {
-          stream.enqueue(value);
-        }
+        if (stalled) throw timeoutError();
+        if (done) stream.close();
+        else stream.enqueue(value);
       } catch (err) {
-        clearTimeout(timer);
         stream.error(
-          controller.signal.aborted
-            ? new RegistryClientError(`body stalled for more than ${ms} ms`, 504)
-            : err,
+          stalled ? new RegistryClientError(`body stalled for more than ${ms} ms`, 504) : err,
         );
+      } finally {
+        clearTimeout(silence);
       }
     },
     cancel(reason) {
-      clearTimeout(timer);
       return reader.cancel(reason);
     },
   });

@@ -1,14 +1,16 @@
 import { assertEquals, assertMatch, assertOk, assertRejects } from "../../tests/assert.ts";
 import { digestOf } from "../oci/digest.ts";
 import { parseChallenge } from "./auth.ts";
-import { RegistryClient, RegistryClientError, retryAfter } from "./registry_client.ts";
+import {
+  RegistryClient,
+  RegistryClientError,
+  type RegistryClientOptions,
+  retryAfter,
+} from "./registry_client.ts";
 
 type Handler = (request: Request) => Response | Promise<Response>;
 
-function client(
-  handler: Handler,
-  options: { credentials?: { username: string; password: string } } = {},
-) {
+function client(handler: Handler, options: Partial<RegistryClientOptions> = {}) {
   const calls: string[] = [];
   const fetchFn = (async (input: string | URL | Request, init?: RequestInit) => {
     const request = new Request(input, init);
@@ -120,4 +122,57 @@ Deno.test("client: referrers fall back to the sha256-<hex> tag index and filter"
   const found = await c.referrers("team/app", DIGEST, "a/sig");
   assertEquals(found.map((d) => d.artifactType), ["a/sig"]);
   assertEquals(calls[1], `GET /v2/team/app/manifests/${DIGEST.replace(":", "-")}`);
+});
+
+/** A body sending `bytes` in two halves, `pauseMs` apart; the pause ends if the reader cancels. */
+function pausingBody(bytes: Uint8Array, pauseMs: number): ReadableStream<Uint8Array> {
+  const half = bytes.length / 2;
+  let sent = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let resume = () => {};
+  return new ReadableStream({
+    async pull(controller) {
+      if (sent > 0) {
+        await new Promise<void>((r) => (resume = r, timer = setTimeout(r, pauseMs)));
+        timer = undefined;
+      }
+      controller.enqueue(bytes.slice(sent, sent + half));
+      sent += half;
+      if (sent >= bytes.length) controller.close();
+    },
+    cancel() {
+      clearTimeout(timer);
+      resume();
+    },
+  });
+}
+
+Deno.test("client: a body silent for longer than timeoutMs fails with 504; a slow reader does not", async () => {
+  const bytes = new TextEncoder().encode("0123456789abcdef".repeat(64));
+  const digest = digestOf(bytes);
+  // A fetch of our own: the stall must be cut by the client itself, not by the fetch's signal
+  // (which Deno stops passing on to the body once the fetch's objects are garbage-collected).
+  const { client: stalling } = client(() => new Response(pausingBody(bytes, 5_000)), {
+    timeoutMs: 100,
+  });
+  const started = Date.now();
+  const stream = await stalling.openBlob("team/app", digest);
+  const err = await assertRejects(() => new Response(stream).arrayBuffer(), RegistryClientError);
+  assertEquals(err.status, 504);
+  assertMatch(err.message, /stalled for more than 100 ms/);
+  assertOk(Date.now() - started < 2_000, `cut after ${Date.now() - started} ms`);
+
+  // Only the upstream's silence counts: a reader pausing longer than timeoutMs is fine.
+  const { client: moving } = client(() => new Response(pausingBody(bytes, 20)), {
+    timeoutMs: 100,
+  });
+  const reader = (await moving.openBlob("team/app", digest)).getReader();
+  const got = new Uint8Array(bytes.length);
+  let length = 0;
+  for (let next = await reader.read(); !next.done; next = await reader.read()) {
+    got.set(next.value, length);
+    length += next.value.length;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assertEquals([length, digestOf(got)], [bytes.length, digest]);
 });
