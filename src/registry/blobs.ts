@@ -47,7 +47,7 @@ export class Blobs {
 
   /**
    * Streams a linked blob or one range of it; a blob only the pull-through upstream has is
-   * streamed whole from there while it is stored.
+   * streamed from there (the range of it) while the whole blob is stored.
    */
   async read(
     repository: string,
@@ -55,7 +55,7 @@ export class Blobs {
     range?: ByteRange,
   ): Promise<ReadableStream<Uint8Array>> {
     if (await this.metadata.linkedBlobSize(repository, digest) === null) {
-      const stream = await this.pullThrough.source?.openBlob(repository, digest);
+      const stream = await this.pullThrough.source?.openBlob(repository, digest, range);
       if (stream) return stream;
       await this.size(repository, digest); // fetched meanwhile by another request, or unknown
     }

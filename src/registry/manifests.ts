@@ -109,8 +109,11 @@ export class Manifests {
       ? await this.metadata.getManifest(repository, reference.digest)
       : await this.metadata.getTaggedManifest(repository, reference.tag);
     // Only a pull (with a caller) reaches out to a pull-through upstream.
-    if (!manifest && caller) {
-      manifest = await this.pullThrough.source?.manifest(repository, reference) ?? null;
+    const source = caller ? this.pullThrough.source : undefined;
+    if (!manifest) {
+      manifest = await source?.manifest(repository, reference) ?? null;
+    } else if (source && reference.kind === "tag") {
+      manifest = await source.refreshTag(repository, reference.tag, manifest);
     }
     if (!manifest) throw manifestUnknown(reference);
     if (caller) {

@@ -68,6 +68,7 @@ export async function openSync(
   }, wharf.config.mirrors);
   const pullThrough = new PullThrough(wharf.config.mirrors, {
     registry: wharf.registry,
+    dataDir: wharf.dataDir,
     log: wharf.log,
     plugins: wharf.plugins,
     extensions,

@@ -1,11 +1,12 @@
 /**
  * Pull-through (on-demand mirroring): a pull that misses in a repository a `pullThrough` mirror
  * covers is answered from the upstream. A manifest is fetched (verified) and served, and stored
- * in the background with its blobs and attachments; a blob is streamed to the client while it
- * is stored, fetched once however many clients ask at the same time.
+ * in the background with its blobs and attachments; a blob (or the range asked for) is streamed
+ * to the client while the whole blob is stored, fetched once however many clients ask at the
+ * same time. A tag pull-through wrote is checked upstream again once its `tagTtl` has passed.
  * @module
  */
-import type { RegistryClient } from "../client/registry_client.ts";
+import type { FetchedManifest, RegistryClient } from "../client/registry_client.ts";
 import { RegistryClientError } from "../client/registry_client.ts";
 import { repositoryMatcher } from "../config/globs.ts";
 import type { Logger } from "../log/logger.ts";
@@ -16,18 +17,33 @@ import { RegistryError } from "../oci/errors.ts";
 import type { PluginHost } from "../plugins/host.ts";
 import type { PullThroughSource } from "../registry/pull_through.ts";
 import type { Registry } from "../registry/registry.ts";
+import type { ByteRange } from "../storage/blob_store.ts";
 import { copyAttachments } from "./attachments.ts";
-import { Copier, retryableCopyError } from "./copy.ts";
+import { teeBlob } from "./blob_tee.ts";
+import { type CopiedManifest, Copier, retryableCopyError } from "./copy.ts";
 import { isGlob, selectTags } from "./filters.ts";
+import { openPulledTags, type PulledTags } from "./pulled_tags.ts";
+import { sliceStream } from "./range_stream.ts";
 import type { MirrorConfig } from "./schema.ts";
 import { upstreamClient } from "./upstream.ts";
 
 /** How long the background copy of a pulled manifest waits for the client's blob requests. */
 const BACKGROUND_DELAY_MS = 1000;
 
+/**
+ * Longest a pull waits for the upstream check of a stale tag; past it the local copy is served
+ * and the check goes on (an upstream that hangs costs one wait, not the mirror's `timeout`).
+ */
+const CHECK_WAIT_MS = 5000;
+
+/** Tags whose freshness a process remembers before it forgets them all. */
+const MAX_REMEMBERED = 10_000;
+
 /** What pull-through needs from the process. */
 export interface PullThroughDeps {
   registry: Registry;
+  /** The data directory: the ledger of pulled tags is `sync.db` there without PostgreSQL. */
+  dataDir: string;
   log: Logger;
   plugins?: PluginHost;
   /** The local signatures extension API, for atomic signatures. */
@@ -36,15 +52,31 @@ export interface PullThroughDeps {
 
 interface Upstream {
   mirror: MirrorConfig;
+  /** The tags' time-to-live. */
+  tagTtl: number;
   matches: (upstreamRepository: string) => boolean;
   connection?: Promise<{ client: RegistryClient; copier: Copier; atomic: boolean }>;
 }
 
-/** The pull-through source of every mirror with `pullThrough: true`. */
+interface Route {
+  upstream: Upstream;
+  upstreamRepository: string;
+}
+
+/** The pull-through source of every mirror with `pullThrough` on. */
 export class PullThrough implements PullThroughSource {
   readonly #deps: PullThroughDeps;
   readonly #upstreams: Upstream[];
-  readonly #background = new Set<Promise<void>>();
+  readonly #background = new Set<Promise<unknown>>();
+  #ledger?: Promise<PulledTags>;
+  /** Upstream checks under way, by `repository:tag`: concurrent pulls share one. */
+  readonly #checks = new Map<string, Promise<StoredManifest>>();
+  /** Tags known fresh (or not pull-through's) at a local digest, until a time. */
+  readonly #fresh = new Map<string, { digest: Digest; until: number }>();
+  /** Manifests being stored in the background, by `repository@digest`: served meanwhile. */
+  readonly #storing = new Map<string, StoredManifest>();
+  /** Tags moved upstream whose new manifest is being stored: served meanwhile. */
+  readonly #moving = new Map<string, { from: Digest; manifest: StoredManifest }>();
 
   constructor(mirrors: MirrorConfig[], deps: PullThroughDeps) {
     this.#deps = deps;
@@ -52,7 +84,8 @@ export class PullThrough implements PullThroughSource {
       const globs = mirror.repositories.filter(isGlob);
       const names = new Set(mirror.repositories.filter((r) => !isGlob(r)));
       const glob = globs.length ? repositoryMatcher(globs) : () => false;
-      return { mirror, matches: (name: string) => names.has(name) || glob(name) };
+      const tagTtl = mirror.pullThrough ? mirror.pullThrough.tagTtl : 0;
+      return { mirror, tagTtl, matches: (name: string) => names.has(name) || glob(name) };
     });
   }
 
@@ -62,7 +95,7 @@ export class PullThrough implements PullThroughSource {
   }
 
   /** The mirror covering a local repository, and the upstream name it maps to. */
-  #route(repository: string): { upstream: Upstream; upstreamRepository: string } | null {
+  #route(repository: string): Route | null {
     for (const upstream of this.#upstreams) {
       const { prefix, stripPrefix } = upstream.mirror.destination;
       if (!repository.startsWith(prefix)) continue;
@@ -97,37 +130,212 @@ export class PullThrough implements PullThroughSource {
   async manifest(repository: string, reference: Reference): Promise<StoredManifest | null> {
     const route = this.#route(repository);
     if (!route) return null;
-    const { mirror } = route.upstream;
-    if (reference.kind === "tag" && selectTags([reference.tag], mirror.tags).length === 0) {
-      return null;
-    }
-    const { client, copier } = await this.#connect(route.upstream);
+    // A client pulls by digest what it just got by tag: served while it is being stored.
+    const storing = reference.kind === "digest"
+      ? this.#storing.get(`${repository}@${reference.digest}`)
+      : undefined;
+    if (storing) return storing;
+    if (reference.kind === "tag" && !this.#tagSelected(route, reference.tag)) return null;
+    const { client } = await this.#connect(route.upstream);
     const fetched = await client.getManifest(
       route.upstreamRepository,
       reference.kind === "tag" ? reference.tag : reference.digest,
     ).catch((err) => this.#unavailable(err));
     if (!fetched) return null;
-    const digest = fetched.digest as Digest;
-    this.#later(`${repository}@${digest}`, async () => {
-      // Clients ask for the blobs right after the manifest: let their requests start the
-      // streaming downloads, which the copy then waits for instead of fetching again.
-      await new Promise((resolve) => setTimeout(resolve, BACKGROUND_DELAY_MS));
-      const copied = await copier.manifest(route.upstreamRepository, repository, digest, {
-        tag: reference.kind === "tag" ? reference.tag : undefined,
-        platforms: mirror.platforms,
-        fetched,
-      });
-      await this.#attachments(route, repository, {
-        digest: copied.digest,
-        mediaType: copied.mediaType,
-      });
+    const tag = reference.kind === "tag" ? { name: reference.tag, from: null } : undefined;
+    return this.#store(route, repository, fetched, tag);
+  }
+
+  #tagSelected(route: Route, tag: string): boolean {
+    return selectTags([tag], route.upstream.mirror.tags).length > 0;
+  }
+
+  /**
+   * Stores a fetched manifest with its blobs in the background, then points `tag` at it if the
+   * tag still points where it did (`from`, null for absent) and records it in the ledger, then
+   * copies its attachments. Returns the manifest to serve meanwhile.
+   */
+  #store(
+    route: Route,
+    repository: string,
+    fetched: FetchedManifest,
+    tag?: { name: string; from: Digest | null },
+    done?: () => void,
+  ): StoredManifest {
+    const { mirror } = route.upstream;
+    const manifest = storedManifest(fetched);
+    const digest = manifest.digest;
+    const key = `${repository}@${digest}`;
+    this.#storing.set(key, manifest);
+    this.#later(key, async () => {
+      try {
+        // Clients ask for the blobs right after the manifest: let their requests start the
+        // streaming downloads, which the copy then waits for instead of fetching again.
+        await new Promise((resolve) => setTimeout(resolve, BACKGROUND_DELAY_MS));
+        const { copier } = await this.#connect(route.upstream);
+        const copied = await copier.manifest(route.upstreamRepository, repository, digest, {
+          platforms: mirror.platforms,
+          fetched,
+        });
+        if (tag) await this.#moveTag(repository, tag.name, tag.from, copied);
+        await this.#attachments(route, repository, {
+          digest: copied.digest,
+          mediaType: copied.mediaType,
+        });
+      } finally {
+        if (this.#storing.get(key) === manifest) this.#storing.delete(key);
+        done?.();
+      }
     });
-    return {
-      digest,
-      mediaType: fetched.mediaType,
-      size: fetched.bytes.length,
-      content: fetched.bytes as Uint8Array<ArrayBuffer>,
-    };
+    return manifest;
+  }
+
+  /**
+   * Points `tag` at a copied manifest unless someone (a push, a scheduled run) moved it since
+   * pull-through looked (`from`), and records it as pull-through's.
+   */
+  async #moveTag(repository: string, tag: string, from: Digest | null, copied: CopiedManifest) {
+    const { registry, log } = this.#deps;
+    const current = await registry.metadata.resolveTag(repository, tag);
+    if (current !== from && current !== copied.digest) {
+      log.info("pull-through left a tag moved meanwhile", { repository, tag, digest: current });
+      return;
+    }
+    if (current !== copied.digest) {
+      const stored = await registry.metadata.getManifest(repository, copied.digest);
+      if (!stored) throw new Error(`${repository}@${copied.digest} vanished before tagging`);
+      await registry.manifests.put(
+        repository,
+        { kind: "tag", tag },
+        stored.content,
+        stored.mediaType,
+      );
+    }
+    const ledger = await this.#openLedger();
+    await ledger.record(repository, tag, copied.digest, copied.upstreamDigest);
+    this.#fresh.delete(`${repository}:${tag}`);
+    log.info("pull-through tag stored", { repository, tag, digest: copied.digest });
+  }
+
+  #openLedger(): Promise<PulledTags> {
+    this.#ledger ??= openPulledTags(this.#deps.registry.metadata, this.#deps.dataDir);
+    this.#ledger.catch(() => this.#ledger = undefined);
+    return this.#ledger;
+  }
+
+  /**
+   * The manifest to serve for a local tag: `local`, unless pull-through wrote the tag (the
+   * ledger still has it at `local`'s digest), its last upstream check is `tagTtl` old, and the
+   * upstream moved it since: then the upstream's manifest, stored in the background. One check
+   * per tag at a time in a process, and one per `tagTtl` among processes sharing the ledger.
+   * An upstream that fails or hangs (past {@link CHECK_WAIT_MS}) gets `local` served.
+   */
+  async refreshTag(
+    repository: string,
+    tag: string,
+    local: StoredManifest,
+  ): Promise<StoredManifest> {
+    const route = this.#route(repository);
+    if (!route || !this.#tagSelected(route, tag)) return local;
+    const key = `${repository}:${tag}`;
+    const moving = this.#moving.get(key);
+    if (moving?.from === local.digest) return moving.manifest;
+    const fresh = this.#fresh.get(key);
+    if (fresh?.digest === local.digest && fresh.until > Date.now()) return local;
+    let check = this.#checks.get(key);
+    if (!check) {
+      check = this.#check(route, repository, tag, local);
+      this.#checks.set(key, check);
+      this.#track(check.finally(() => this.#checks.delete(key)));
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<StoredManifest>((resolve) => {
+      timer = setTimeout(() => {
+        this.#deps.log.warn("pull-through upstream check is slow, serving the local copy", {
+          repository,
+          tag,
+        });
+        resolve(local);
+      }, CHECK_WAIT_MS);
+    });
+    try {
+      return await Promise.race([check, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #check(
+    route: Route,
+    repository: string,
+    tag: string,
+    local: StoredManifest,
+  ): Promise<StoredManifest> {
+    const { log } = this.#deps;
+    const ttl = route.upstream.tagTtl;
+    const key = `${repository}:${tag}`;
+    try {
+      const ledger = await this.#openLedger();
+      const pulled = await ledger.get(repository, tag);
+      if (!pulled || pulled.digest !== local.digest) {
+        this.#remember(key, local.digest, ttl); // pushed here or moved by a run: not ours
+        return local;
+      }
+      if (pulled.age < ttl) {
+        this.#remember(key, local.digest, ttl - pulled.age);
+        return local;
+      }
+      // Another process may have just taken the check: it marked the tag checked now.
+      if (!await ledger.claim(repository, tag, local.digest, ttl)) {
+        this.#remember(key, local.digest, ttl);
+        return local;
+      }
+      const { client } = await this.#connect(route.upstream);
+      const head = await client.headManifest(route.upstreamRepository, tag);
+      if (!head) {
+        log.warn("pull-through tag gone upstream, serving the local copy", { repository, tag });
+        this.#remember(key, local.digest, ttl);
+        return local;
+      }
+      if (head.digest === pulled.upstreamDigest) {
+        this.#remember(key, local.digest, ttl);
+        return local;
+      }
+      const fetched = await client.getManifest(route.upstreamRepository, head.digest);
+      if (!fetched) throw new Error(`${route.upstreamRepository}@${head.digest} not found`);
+      log.info("pull-through tag moved upstream", {
+        repository,
+        tag,
+        from: local.digest,
+        to: head.digest,
+      });
+      const manifest = this.#store(
+        route,
+        repository,
+        fetched,
+        { name: tag, from: local.digest },
+        () => {
+          if (this.#moving.get(key)?.manifest === manifest) this.#moving.delete(key);
+        },
+      );
+      this.#moving.set(key, { from: local.digest, manifest });
+      return manifest;
+    } catch (err) {
+      log.warn("pull-through upstream check failed, serving the local copy", {
+        repository,
+        tag,
+        error: String(err),
+      });
+      this.#remember(key, local.digest, ttl);
+      return local;
+    }
+  }
+
+  /** Skips checks of `key` at `digest` for `ms`. */
+  #remember(key: string, digest: Digest, ms: number): void {
+    if (ms <= 0) return;
+    if (this.#fresh.size >= MAX_REMEMBERED) this.#fresh.clear();
+    this.#fresh.set(key, { digest, until: Date.now() + ms });
   }
 
   async blobSize(repository: string, digest: Digest): Promise<number | null> {
@@ -139,7 +347,11 @@ export class PullThrough implements PullThroughSource {
     return size ?? null;
   }
 
-  async openBlob(repository: string, digest: Digest): Promise<ReadableStream<Uint8Array> | null> {
+  async openBlob(
+    repository: string,
+    digest: Digest,
+    range?: ByteRange,
+  ): Promise<ReadableStream<Uint8Array> | null> {
     const route = this.#route(repository);
     if (!route) return null;
     const { client, copier } = await this.#connect(route.upstream);
@@ -151,6 +363,12 @@ export class PullThrough implements PullThroughSource {
     // Claimed before the first await, so concurrent misses find it and wait.
     const done = Promise.withResolvers<void>();
     copier.track(repository, digest, done.promise);
+    const { registry, log } = this.#deps;
+    // A download that ended since the caller looked: it is local now.
+    if (await registry.metadata.linkedBlobSize(repository, digest) !== null) {
+      done.resolve();
+      return null;
+    }
     let upstream: ReadableStream<Uint8Array>;
     try {
       upstream = await client.openBlob(route.upstreamRepository, digest);
@@ -159,75 +377,17 @@ export class PullThrough implements PullThroughSource {
       if (err instanceof RegistryClientError && err.status === 404) return null;
       return this.#unavailable(err);
     }
-    return this.#tee(repository, digest, upstream, done);
-  }
-
-  /**
-   * The client's stream, fed chunk by chunk from the upstream; each chunk is first handed to
-   * the upload that stores the blob, so the slower side sets the pace and memory stays bounded.
-   * A client that leaves early does not stop the download; a wrong digest fails both sides.
-   */
-  #tee(
-    repository: string,
-    digest: Digest,
-    upstream: ReadableStream<Uint8Array>,
-    done: PromiseWithResolvers<void>,
-  ): ReadableStream<Uint8Array> {
-    const { registry, log } = this.#deps;
-    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-    const writer = writable.getWriter();
-    const stored = (async () => {
-      const { id } = await registry.uploads.start(repository);
-      try {
-        await registry.uploads.complete(repository, id, digest, { body: readable });
-      } catch (err) {
-        await registry.uploads.cancel(repository, id).catch(() => {});
-        log.warn("pull-through blob not stored", { repository, digest, error: String(err) });
-        throw err;
-      }
-    })();
-    stored.then(done.resolve, done.reject);
-    this.#background.add(stored.catch(() => {}));
-
-    const reader = upstream.getReader();
-    let storing = true;
-    const next = async () => {
-      const result = await reader.read();
-      if (storing) {
-        try {
-          if (result.done) await writer.close();
-          else await writer.write(result.value);
-        } catch {
-          storing = false; // storage gave up (e.g. quota); the client still gets its bytes
-        }
-      }
-      return result;
-    };
-    const fail = (err: unknown) => {
-      if (storing) writer.abort(err).catch(() => {});
-      storing = false;
-    };
-    return new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        try {
-          const { done, value } = await next();
-          if (done) controller.close();
-          else controller.enqueue(value);
-        } catch (err) {
-          fail(err);
-          controller.error(err);
-        }
-      },
-      cancel: () => {
-        this.#later(`${repository}@${digest} after the client left`, async () => {
-          try {
-            while (!(await next()).done) { /* keep storing */ }
-          } catch (err) {
-            fail(err);
-          }
-        });
-      },
+    const { body, stored } = teeBlob({
+      registry,
+      log,
+      repository,
+      digest,
+      upstream,
+      later: (what, work) => this.#later(what, work),
     });
+    stored.then(done.resolve, done.reject);
+    this.#track(stored);
+    return range ? sliceStream(body, range) : body;
   }
 
   /** Runs work after the answer, logging failures; `close()` waits for it. */
@@ -235,12 +395,18 @@ export class PullThrough implements PullThroughSource {
     const task = work().catch((err) =>
       this.#deps.log.warn("pull-through background copy failed", { what, error: String(err) })
     );
-    this.#background.add(task);
-    task.finally(() => this.#background.delete(task));
+    this.#track(task);
+  }
+
+  /** Keeps `work` for `close()` to wait for until it settles. */
+  #track(work: Promise<unknown>): void {
+    const settled = work.then(() => {}, () => {});
+    this.#background.add(settled);
+    settled.finally(() => this.#background.delete(settled));
   }
 
   async #attachments(
-    route: { upstream: Upstream; upstreamRepository: string },
+    route: Route,
     repository: string,
     subject: { digest: Digest; mediaType: string },
   ): Promise<void> {
@@ -268,12 +434,22 @@ export class PullThrough implements PullThroughSource {
     });
   }
 
-  /** Waits for background copies, then closes the upstream connections. */
+  /** Waits for background copies, then closes the upstream connections and the ledger. */
   async close(): Promise<void> {
-    await Promise.allSettled([...this.#background]);
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
     for (const upstream of this.#upstreams) {
       const connection = await upstream.connection?.catch(() => undefined);
       connection?.client.close();
     }
+    (await this.#ledger?.catch(() => undefined))?.close();
   }
+}
+
+function storedManifest(fetched: FetchedManifest): StoredManifest {
+  return {
+    digest: fetched.digest as Digest,
+    mediaType: fetched.mediaType,
+    size: fetched.bytes.length,
+    content: fetched.bytes as Uint8Array<ArrayBuffer>,
+  };
 }

@@ -29,6 +29,9 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   return ms;
 });
 
+/** How long a pulled-through tag is served before the upstream is asked again. */
+const DEFAULT_TAG_TTL = "5m";
+
 const regex = z.string().refine((re) => {
   try {
     new RegExp(re);
@@ -102,8 +105,13 @@ export const MirrorSchema = z.strictObject({
   /**
    * Serve pulls that miss locally from the upstream (manifest fetched and served, blobs streamed
    * while stored, attachments copied in the background), in the repositories this mirror covers.
+   * `true` or `{ tagTtl }`: a tag pull-through wrote is checked upstream again on a pull once its
+   * last check is `tagTtl` old (default 5m; 0 checks on every pull). Absent or `false`: off.
    */
-  pullThrough: z.boolean().default(false),
+  pullThrough: z.preprocess(
+    (value) => value === true ? {} : value === false ? undefined : value,
+    z.strictObject({ tagTtl: duration.prefault(DEFAULT_TAG_TTL) }).optional(),
+  ),
   /** Cron expression (UTC, 5 or 6 fields) or an interval (`30m`); absent: on demand only. */
   schedule: z.string().min(1).superRefine((value, ctx) => {
     const problem = scheduleProblem(value);

@@ -33,8 +33,8 @@ export function blobRoutes(app: Hono<AppEnv>, { registry }: AppDeps): void {
       "ETag": `"${digest}"`,
       "Cache-Control": "max-age=31536000",
     };
-    // A blob streamed from a pull-through upstream is served whole (a valid answer to Range).
-    const range = local ? parseRange(c.req.header("range") ?? null, size) : null;
+    // A pull-through miss too: its size is the upstream's, its range is cut from the download.
+    const range = parseRange(c.req.header("range") ?? null, size);
     if (range === "unsatisfiable") {
       throw new RegistryError("RANGE_INVALID", "requested range not satisfiable", {
         status: 416,
