@@ -212,24 +212,27 @@ Deno.test({
             assertOk(known.includes(tagged), `tag points to an unknown manifest ${tagged}`);
             // Every pooled connection in use at once: none may be left broken by the stop.
             const logMark = registry!.logs().length;
-            const burst = await Promise.all(
-              Array.from(
-                { length: 30 },
-                () =>
-                  fetch(`${base}/v2/faults/race/manifests/latest`, { method: "HEAD" }).then(
-                    async (r) => (await r.body?.cancel(), r.status),
-                  ),
-              ),
-            );
-            const failed = burst.filter((status) => status !== 200).length;
+            const burst = async () =>
+              (await Promise.all(
+                Array.from(
+                  { length: 30 },
+                  () =>
+                    fetch(`${base}/v2/faults/race/manifests/latest`, { method: "HEAD" }).then(
+                      async (r) => (await r.body?.cancel(), r.status),
+                    ),
+                ),
+              )).filter((status) => status !== 200).length;
+            let failed = await burst();
+            const logs = () => registry!.logs().slice(logMark).slice(-3000);
+            if (failed > 0) {
+              // A new connection may miss the 5 s connect timeout on a machine loaded enough:
+              // transient, and said so in the log. A pooled connection left broken fails again.
+              assertMatch(logs(), /did not accept a connection in time/, logs());
+              failed = await burst();
+            }
             // The vendored driver's patch (vendor/postgres/PATCHED.md): no connection is left
             // broken by a close during a buffered write.
-            assertEquals(
-              failed,
-              0,
-              `${failed} of 30 failed after recovery:\n` +
-                registry!.logs().slice(logMark).slice(-3000),
-            );
+            assertEquals(failed, 0, `${failed} of 30 failed after recovery:\n${logs()}`);
             console.log(`  tag moves while PostgreSQL stopped: ${statuses.join(" ")}`);
           },
         )
