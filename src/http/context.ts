@@ -9,7 +9,7 @@ import type { Logger } from "../log/logger.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
 import type { ChallengeOptions } from "./auth.ts";
 import type { PluginHost } from "../plugins/host.ts";
-import type { SyncStatusSource } from "../sync/service.ts";
+import type { SyncApi } from "../sync/service.ts";
 import { assertName } from "../oci/names.ts";
 import { RegistryError } from "../oci/errors.ts";
 
@@ -53,8 +53,8 @@ export interface AppDeps {
   plugins?: PluginHost;
   /** Authentication; without it every request may do everything (in-process tests). */
   auth?: { authenticator: Authenticator; challenge: ChallengeOptions };
-  /** Mirror status and run history for `GET /wharf/v1/sync`. */
-  sync?: SyncStatusSource;
+  /** Mirror status, run history and runs started on request, for `/wharf/v1/sync`. */
+  sync?: SyncApi;
 }
 
 /**

@@ -51,12 +51,12 @@ export interface BeginOptions {
 }
 
 /**
- * What {@link SyncHistory.begin} found: the new run's id, the process running the mirror
- * already, or the tick claimed by another run (possibly finished already).
+ * What {@link SyncHistory.begin} found: the new run's id, the live run of the mirror (its id and
+ * process), or the tick claimed by another run (possibly finished already).
  */
 export type BeginResult =
   | { id: number }
-  | { busy: { host: string; pid: number } }
+  | { busy: { id: number; host: string; pid: number } }
   | { taken: true };
 
 /** Filter of {@link SyncHistory.list}. */
@@ -79,6 +79,8 @@ export interface SyncHistory {
   finish(id: number, outcome: Outcome, counts: RunCounts, errors: string[]): Promise<void>;
   /** Runs, newest first. */
   list(options?: ListOptions): Promise<RunRecord[]>;
+  /** One run by its id (a dead process's run marked `interrupted` first), or null. */
+  get(id: number): Promise<RunRecord | null>;
   /** Remembers that `mirror` put `tag` → `digest` in `repository`. */
   recordTag(mirror: string, repository: string, tag: string, digest: string): Promise<void>;
   /** Tags `mirror` put in `repository`, with their digests. */

@@ -138,8 +138,11 @@ export class PostgresSyncHistory implements SyncHistory {
           if (claimed) return { taken: true };
         }
         const [live] = await this.#sql`
-          SELECT host, pid FROM wharf_sync_runs WHERE mirror = ${mirror} AND outcome = 'running'`;
-        if (live) return { busy: { host: String(live.host), pid: Number(live.pid) } };
+          SELECT id, host, pid FROM wharf_sync_runs
+          WHERE mirror = ${mirror} AND outcome = 'running'`;
+        if (live) {
+          return { busy: { id: Number(live.id), host: String(live.host), pid: Number(live.pid) } };
+        }
       }
       throw new Error(`could not record a run of mirror ${mirror}: its claims keep changing`);
     });
@@ -189,6 +192,19 @@ export class PostgresSyncHistory implements SyncHistory {
           AND (${options.outcome ?? null}::text IS NULL OR outcome = ${options.outcome ?? null})
         ORDER BY id DESC LIMIT ${options.limit ?? 50}`;
       return rows.map(runRecord);
+    });
+  }
+
+  get(id: number): Promise<RunRecord | null> {
+    return guardPostgres(this.#sql, async () => {
+      // Only this run's own lease matters to its record.
+      await this.#sql.unsafe(
+        `UPDATE wharf_sync_runs SET outcome = 'interrupted', lease_until = NULL
+         WHERE id = $1 AND outcome = 'running' AND lease_until < ${NOW}`,
+        [id],
+      );
+      const [row] = await this.#sql`SELECT * FROM wharf_sync_runs WHERE id = ${id}`;
+      return row ? runRecord(row) : null;
     });
   }
 

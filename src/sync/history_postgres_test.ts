@@ -1,6 +1,7 @@
 /**
  * The sync history on SQLite and on a real PostgreSQL 15: tick claims (once, even after the run
- * ended and when many claim at once), one live run per mirror, the ledger of mirrored tags; and
+ * ended and when many claim at once), one live run per mirror (a refusal names it), runs read by
+ * id, the ledger of mirrored tags; and
  * on PostgreSQL the lease: renewed it holds, lapsed it is taken over and the old run ends
  * `interrupted`. Several pools stand for several processes.
  */
@@ -59,11 +60,19 @@ async function claimsContract(t: Deno.TestContext, a: SyncHistory, b: SyncHistor
     const id = idOf(await a.begin("m1", "schedule", { tick: TICK + 60_000, leaseMs: LEASE }));
     const busy = await b.begin("m1", "schedule", { tick: TICK + 120_000, leaseMs: LEASE });
     assertOk("busy" in busy && busy.busy.pid === Deno.pid, JSON.stringify(busy));
+    // The refusal names the live run, which any process can read by its id.
+    assertEquals("busy" in busy && busy.busy.id, id);
     assertOk("busy" in await b.begin("m1", "cli", { leaseMs: LEASE }));
+    assertEquals((await b.get(id))?.outcome, "running");
+    assertEquals(await b.get(id + 1000), null);
     assertEquals(await a.heartbeat(id, LEASE), true);
     assertEquals((await b.list({ outcome: "running" })).map((r) => r.id), [id]);
     await a.finish(id, "partial", COUNTS, ["x: boom"]);
     assertEquals(await a.heartbeat(id, LEASE), false);
+    assertEquals(
+      [(await b.get(id))?.outcome, (await b.get(id))?.errors],
+      ["partial", ["x: boom"]],
+    );
     // The refused tick was not claimed: it can still run once the mirror is free.
     const late = idOf(await b.begin("m1", "schedule", { tick: TICK + 120_000, leaseMs: LEASE }));
     await b.finish(late, "success", COUNTS, []);
@@ -161,6 +170,8 @@ Deno.test({
         const id = idOf(await a.begin("lapsed", "cli", { leaseMs: 200 }));
         assertEquals((await b.list({ mirror: "lapsed" }))[0].outcome, "running");
         await new Promise((r) => setTimeout(r, 300));
+        // Reading the run by id marks it as listing does.
+        assertEquals((await c.get(id))?.outcome, "interrupted");
         assertEquals((await b.list({ mirror: "lapsed" }))[0].outcome, "interrupted");
         assertEquals((await c.list({ outcome: "running" })).map((r) => r.id).includes(id), false);
       });

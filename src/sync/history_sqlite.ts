@@ -131,9 +131,11 @@ export class SqliteSyncHistory implements SyncHistory {
       if (claimed) return { taken: true };
     }
     const other = this.#db.prepare(
-      "SELECT host, pid FROM runs WHERE mirror = ? AND outcome = 'running' LIMIT 1",
+      "SELECT id, host, pid FROM runs WHERE mirror = ? AND outcome = 'running' LIMIT 1",
     ).get(mirror);
-    if (other) return { busy: { host: String(other.host), pid: Number(other.pid) } };
+    if (other) {
+      return { busy: { id: Number(other.id), host: String(other.host), pid: Number(other.pid) } };
+    }
     const now = Date.now();
     const result = this.#db.prepare(
       `INSERT INTO runs (mirror, trigger, tick, host, pid, started_at, lease_until, outcome)
@@ -197,6 +199,12 @@ export class SqliteSyncHistory implements SyncHistory {
     const rows = this.#db.prepare(`SELECT * FROM runs ${clause} ORDER BY id DESC LIMIT ?`)
       .all(...params);
     return Promise.resolve(rows.map(runRecord));
+  }
+
+  get(id: number): Promise<RunRecord | null> {
+    this.#reapDead();
+    const row = this.#db.prepare("SELECT * FROM runs WHERE id = ?").get(id);
+    return Promise.resolve(row ? runRecord(row) : null);
   }
 
   recordTag(mirror: string, repository: string, tag: string, digest: string): Promise<void> {

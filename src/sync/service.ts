@@ -5,6 +5,7 @@
  * history, and reloading of the mirror list without a restart.
  * @module
  */
+import { hostname } from "node:os";
 import type { Logger } from "../log/logger.ts";
 import { type Progress, runMirror, type RunReport, type SyncDeps } from "./engine.ts";
 import type { RunCounts, RunRecord, SyncHistory } from "./history.ts";
@@ -22,15 +23,39 @@ export interface MirrorStatus {
   running: boolean;
 }
 
-/** What the HTTP route reads. */
-export interface SyncStatusSource {
+/** What the `/wharf/v1/sync` routes read and start. */
+export interface SyncApi {
   mirrors(): Promise<MirrorStatus[]>;
   runs(options: { mirror?: string; limit?: number }): Promise<RunRecord[]>;
+  /** One run by id, or null. */
+  findRun(id: number): Promise<RunRecord | null>;
+  /** The configured mirror named `name`, if any. */
+  mirror(name: string): MirrorConfig | undefined;
+  /** Starts a run in the background; resolves with its id once the history holds it. */
+  requestRun(name: string, trigger: string): Promise<number>;
 }
 
-/** A run refused because the mirror is already running. */
+/** The live run that keeps a mirror busy. */
+export interface LiveRun {
+  id: number;
+  host: string;
+  pid: number;
+}
+
+/** A run refused because the mirror is already running; `running` names that run when known. */
 export class MirrorBusyError extends Error {
   override name = "MirrorBusyError";
+  readonly running?: LiveRun;
+
+  constructor(message: string, running?: LiveRun) {
+    super(message);
+    this.running = running;
+  }
+}
+
+/** A run asked for a mirror the configuration does not name. */
+export class UnknownMirrorError extends Error {
+  override name = "UnknownMirrorError";
 }
 
 /** A scheduled run not started because another process claimed its tick first. */
@@ -44,6 +69,8 @@ export interface ServiceRunOptions {
   /** The scheduled tick this run is for (claimed once across processes). */
   tick?: Date;
   onProgress?: (progress: Progress) => void;
+  /** Called once the history holds the run, with its id (before any copying). */
+  onBegin?: (id: number) => void;
 }
 
 const NO_COUNTS: RunCounts = {
@@ -58,11 +85,14 @@ const NO_COUNTS: RunCounts = {
 };
 
 /** Runs and schedules mirrors. */
-export class SyncService implements SyncStatusSource {
+export class SyncService implements SyncApi {
   #mirrors: MirrorConfig[];
   #jobs = new Map<string, Job>();
   /** Runs of this process, from the claim on (a name here is never claimed twice at once). */
-  #running = new Map<string, { promise: Promise<RunReport>; abort: AbortController }>();
+  #running = new Map<
+    string,
+    { promise: Promise<RunReport>; abort: AbortController; id?: number }
+  >();
   readonly #deps: SyncDeps & { history: SyncHistory };
   readonly #log: Logger;
 
@@ -128,9 +158,13 @@ export class SyncService implements SyncStatusSource {
    */
   run(name: string, options: ServiceRunOptions = {}): Promise<RunReport> {
     const mirror = this.#mirrors.find((m) => m.name === name);
-    if (!mirror) return Promise.reject(new Error(`no mirror named "${name}"`));
-    if (this.#running.has(name)) {
-      return Promise.reject(new MirrorBusyError(`mirror ${name} is already running`));
+    if (!mirror) return Promise.reject(new UnknownMirrorError(`no mirror named "${name}"`));
+    const live = this.#running.get(name);
+    if (live) {
+      const running = live.id === undefined
+        ? undefined
+        : { id: live.id, host: hostname(), pid: Deno.pid };
+      return Promise.reject(new MirrorBusyError(`mirror ${name} is already running`, running));
     }
     // Registered before the first await: a second call in this process is refused at once.
     const abort = new AbortController();
@@ -154,9 +188,15 @@ export class SyncService implements SyncStatusSource {
       throw new TickTakenError(`tick ${options.tick?.toISOString()} of ${name} was claimed`);
     }
     if ("busy" in begun) {
-      const { pid, host } = begun.busy;
-      throw new MirrorBusyError(`mirror ${name} is already running in process ${pid} on ${host}`);
+      const { id, pid, host } = begun.busy;
+      throw new MirrorBusyError(
+        `mirror ${name} is already running in process ${pid} on ${host} (run ${id})`,
+        begun.busy,
+      );
     }
+    const live = this.#running.get(name);
+    if (live) live.id = begun.id;
+    options.onBegin?.(begun.id);
     const renewal = this.#renewLease(begun.id, mirror, abort);
     try {
       const report = await runMirror(this.#deps, mirror, {
@@ -235,6 +275,34 @@ export class SyncService implements SyncStatusSource {
 
   runs(options: { mirror?: string; limit?: number } = {}): Promise<RunRecord[]> {
     return this.#deps.history.list(options);
+  }
+
+  findRun(id: number): Promise<RunRecord | null> {
+    return this.#deps.history.get(id);
+  }
+
+  mirror(name: string): MirrorConfig | undefined {
+    return this.#mirrors.find((m) => m.name === name);
+  }
+
+  /**
+   * Starts a run of `name` in the background, the same run a schedule starts (history, lease,
+   * metrics, logs), and resolves with its id once the history holds it. Rejects like
+   * {@link run} when it does not start: {@link UnknownMirrorError}, {@link MirrorBusyError}.
+   */
+  requestRun(name: string, trigger: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      let begun = false;
+      const onBegin = (id: number) => {
+        begun = true;
+        this.#log.info("run requested", { mirror: name, run: id, trigger });
+        resolve(id);
+      };
+      this.run(name, { trigger, onBegin }).catch((err) => {
+        if (!begun) return reject(err);
+        this.#log.warn("requested run failed", { mirror: name, error: String(err) });
+      });
+    });
   }
 
   #stopJobs(): void {
