@@ -73,7 +73,7 @@ export async function startServer(
   const reload = async () => {
     if (!options.reloadConfig) return;
     try {
-      sync.service.reload((await options.reloadConfig()).mirrors);
+      sync.reload((await options.reloadConfig()).mirrors);
     } catch (err) {
       logger.error("config reload failed; keeping the running config", {
         error: (err as Error).message,

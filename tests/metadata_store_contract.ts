@@ -229,6 +229,36 @@ const CASES: Record<string, Case> = {
     assertEquals(await db.resolveTag("r", "t"), null);
   },
 
+  "conditional tag write: moves only from where the tag is, else writes nothing": async (db) => {
+    assertEquals(await db.putManifest("r", manifest(d("1")), "t", { ifTagAt: null }), true);
+    assertEquals(await db.resolveTag("r", "t"), d("1"), "absent: created");
+    assertEquals(await db.putManifest("r", manifest(d("2")), "t", { ifTagAt: null }), false);
+    assertEquals(await db.putManifest("r", manifest(d("2")), "t", { ifTagAt: d("1") }), true);
+    assertEquals(await db.resolveTag("r", "t"), d("2"));
+    // Another writer moves the tag after the conditional writer read it at 2.
+    assertEquals(await db.putManifest("r", manifest(d("3")), "t"), true);
+    assertEquals(await db.putManifest("r", manifest(d("4")), "t", { ifTagAt: d("2") }), false);
+    assertEquals(await db.resolveTag("r", "t"), d("3"), "the other writer's digest stays");
+    assertEquals(await db.getManifest("r", d("4")), null, "nothing written, not even the bytes");
+    assertEquals(await db.missingManifests("r", [d("4")]), [d("4")]);
+    // A conditional move stamps the tag as moved now (GC's deleteTagIf sees it as recent).
+    await sleep(2);
+    const before = db.now();
+    assertEquals(await db.putManifest("r", manifest(d("4")), "t", { ifTagAt: d("3") }), true);
+    assertEquals(await db.deleteTagIf("r", "t", d("4"), before), false, "moved after cutoff");
+    // A deleted tag is not brought back by a move from where it was.
+    assertEquals(await db.deleteTag("r", "t"), true);
+    assertEquals(await db.putManifest("r", manifest(d("5")), "t", { ifTagAt: d("4") }), false);
+    assertEquals(await db.resolveTag("r", "t"), null);
+    // Without a tag the condition has nothing to guard; in a new repository, an absent tag.
+    assertEquals(await db.putManifest("r", manifest(d("5")), undefined, { ifTagAt: d("9") }), true);
+    assertOk(await db.getManifest("r", d("5")));
+    assertEquals(await db.putManifest("new", manifest(d("6")), "t", { ifTagAt: d("1") }), false);
+    assertEquals(await db.repositoryExists("new"), false, "a refused write creates nothing");
+    assertEquals(await db.putManifest("new", manifest(d("6")), "t", { ifTagAt: null }), true);
+    assertEquals(await db.resolveTag("new", "t"), d("6"));
+  },
+
   "GC guard: deleteUntaggedManifest spares tagged, indexed and recent manifests": async (db) => {
     await db.putManifest("r", manifest(d("1")), "keep");
     await db.putManifest("r", manifest(d("2")));

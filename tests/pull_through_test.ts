@@ -4,12 +4,14 @@
  * concurrent misses, a `Range` cut from the whole download — and then holds the image and its
  * signature locally. Tags it wrote follow the upstream after `tagTtl` (one check for concurrent
  * pulls, also across two processes on PostgreSQL; the stale copy when the upstream is down);
- * tags pushed locally are never checked. The upstream is a second Wharf behind a proxy that
- * records every request.
+ * tags pushed locally are never checked, nor a tag pushed while pull-through was moving it.
+ * `wharf sync reload` rebuilds the pull-through mirrors while a download under way finishes. The
+ * upstream is a second Wharf behind a proxy that records every request.
  */
 import { join } from "node:path";
+import { stringify } from "yaml";
 import { assertEquals, assertOk } from "./assert.ts";
-import { startRegistry } from "./harness.ts";
+import { runWharf, startRegistry } from "./harness.ts";
 import { sha256 } from "./oci_client.ts";
 import { postgresUnavailableReason, startPostgres } from "./postgres.ts";
 import { startFaultProxy } from "./sync_fault_proxy.ts";
@@ -392,6 +394,168 @@ Deno.test("pull-through Range on a miss: 206 with the exact bytes, the whole blo
     await mirror?.close();
     await proxy.stop();
     await upstream.close();
+  }
+});
+
+/** Re-points `tag` of a local repository at a manifest it holds (one PUT, as a push does). */
+async function retag(base: string, repository: string, tag: string, digest: string) {
+  await moveUpstreamTag(base, repository, tag, digest);
+}
+
+Deno.test("pull-through tag TTL: a tag pushed while the moved image is stored stays, and is no longer pull-through's", async () => {
+  const TTL_MS = 500;
+  const upstream = await startRegistry();
+  const proxy = startRecordingProxy(upstream.url);
+  let mirror;
+  try {
+    const client = clientFor(upstream.host);
+    const a = await pushTestImage(client, "library/app", "v1");
+    const b = await pushTestImage(client, "library/app", "next");
+    mirror = await startRegistry({ config: pullThroughMirror(proxy.url, `${TTL_MS}ms`) });
+    const local = clientFor(mirror.host);
+    const v1 = `${mirror.url}/v2/hub/library/app/manifests/v1`;
+    const mine = await pushTestImage(local, "hub/library/app", "mine");
+
+    assertEquals(await manifestDigest(v1), a.digest);
+    await waitFor("v1 stored", () => tagStored(mirror!.logs(), "v1", a.digest));
+    await moveUpstreamTag(upstream.url, "library/app", "v1", b.digest);
+    await sleep(TTL_MS + 200);
+    // The check finds v1 moved upstream and serves b; b is tagged a second later, after its
+    // blobs: a push of v1 lands first.
+    assertEquals(await manifestDigest(v1), b.digest);
+    await retag(mirror.url, "hub/library/app", "v1", mine.digest);
+    await waitFor(
+      "pull-through giving up the tag",
+      () => mirror!.logs().includes('"msg":"pull-through left a tag moved meanwhile"'),
+    );
+    assertOk(!tagStored(mirror.logs(), "v1", b.digest), "pull-through did not move v1");
+    assertEquals(await manifestDigest(v1), mine.digest);
+
+    // Pushed back to where pull-through had it, the tag is still not pull-through's: never
+    // checked upstream (where it is b), never moved.
+    await retag(mirror.url, "hub/library/app", "v1", a.digest);
+    const mark = proxy.requests.length;
+    for (let round = 0; round < 3; round++) {
+      await sleep(TTL_MS + 200);
+      assertEquals(await manifestDigest(v1), a.digest);
+    }
+    assertEquals(proxy.count("HEAD /v2/library/app/manifests/v1", mark), 0, "no upstream check");
+  } finally {
+    await mirror?.close();
+    await proxy.stop();
+    await upstream.close();
+  }
+});
+
+Deno.test("pull-through reload (wharf sync reload): pullThrough gained and lost, a new upstream and tagTtl take effect; a download under way finishes on the old upstream", async () => {
+  const first = await startRegistry();
+  const second = await startRegistry();
+  const one = startRecordingProxy(first.url);
+  const two = startRecordingProxy(second.url);
+  let mirror;
+  try {
+    const a = await pushTestImage(clientFor(first.host), "library/app", "v1");
+    await pushTestImage(clientFor(first.host), "library/other", "v1");
+    const big = await pushTestImage(clientFor(first.host), "library/big", "v1", {
+      layers: 1,
+      layerSize: 16_000_000,
+    });
+    const b = await pushTestImage(clientFor(second.host), "library/app", "v1");
+    const bigManifest = await (await fetch(`${first.url}/v2/library/big/manifests/v1`, {
+      headers: { accept: MANIFEST_ACCEPT },
+    })).json();
+    const layer = bigManifest.layers[0].digest as string;
+    const mirrorConfig = (
+      name: string,
+      upstream: string,
+      pullThrough?: { tagTtl: string },
+    ) => ({
+      name,
+      upstream,
+      repositories: ["library/*"],
+      destination: { prefix: `${name}/` },
+      retries: { attempts: 0 },
+      ...(pullThrough ? { pullThrough } : {}),
+    });
+    mirror = await startRegistry({
+      config: {
+        mirrors: [
+          mirrorConfig("hub", one.url, { tagTtl: "1h" }),
+          mirrorConfig("lab", one.url),
+          mirrorConfig("old", one.url, { tagTtl: "1h" }),
+        ],
+      },
+    });
+    const url = (path: string) => `${mirror!.url}/v2/${path}`;
+    const status = async (path: string) => {
+      const response = await fetch(url(path), { headers: { accept: MANIFEST_ACCEPT } });
+      await response.body?.cancel();
+      return response.status;
+    };
+
+    assertEquals(await manifestDigest(url("hub/library/app/manifests/v1")), a.digest);
+    await waitFor("v1 stored", () => tagStored(mirror!.logs(), "v1", a.digest));
+    assertEquals(await status("lab/library/app/manifests/v1"), 404, "lab: no pull-through yet");
+    assertEquals(await status("old/library/other/manifests/v1"), 200, "old: pull-through");
+
+    // A big image pulled under way: its manifest served, the first chunk of its layer read and
+    // the rest not yet, so its background store (blob, then tag) waits for the download.
+    assertEquals(await manifestDigest(url("hub/library/big/manifests/v1")), big.digest);
+    const download = await fetch(url(`hub/library/big/blobs/${layer}`));
+    assertEquals(download.status, 200);
+    const reader = download.body!.getReader();
+    const chunks: Uint8Array[] = [(await reader.read()).value!];
+
+    // hub moves to the second upstream with a short TTL, lab gains pull-through, old loses it.
+    await Deno.writeTextFile(
+      join(mirror.dataDir, "test-config.yaml"),
+      stringify({
+        mirrors: [
+          mirrorConfig("hub", two.url, { tagTtl: "300ms" }),
+          mirrorConfig("lab", one.url, { tagTtl: "1h" }),
+          mirrorConfig("old", one.url),
+        ],
+      }),
+    );
+    const reload = await runWharf(["sync", "reload", "-d", mirror.dataDir]);
+    assertEquals(reload.code, 0, reload.stderr);
+    await waitFor(
+      "the reload",
+      () => mirror!.logs().includes('"msg":"pull-through mirrors reloaded"'),
+    );
+    const mark = { one: one.requests.length, two: two.requests.length };
+
+    // The download started before finishes, from the first upstream, and is stored and tagged.
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+      chunks.push(chunk.value);
+    }
+    const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    chunks.reduce((at, c) => (bytes.set(c, at), at + c.length), 0);
+    assertEquals(sha256(bytes), layer);
+    await waitFor("the big blob stored", async () => {
+      const head = await fetch(url(`hub/library/big/blobs/${layer}`), { method: "HEAD" });
+      await head.body?.cancel();
+      return head.status === 200;
+    });
+    assertEquals(one.count(`GET /v2/library/big/blobs/${layer}`), 1);
+    assertEquals(two.count(`GET /v2/library/big/blobs/${layer}`), 0);
+    await waitFor("big:v1 tagged", () => tagStored(mirror!.logs(), "v1", big.digest));
+    assertEquals(await manifestDigest(url("hub/library/big/manifests/v1")), big.digest);
+
+    assertEquals(await manifestDigest(url("lab/library/app/manifests/v1")), a.digest, "lab now");
+    assertEquals(await status("old/library/app/manifests/v1"), 404, "old: pull-through off");
+    assertEquals(one.count("GET /v2/library/app/manifests/v1", mark.one), 1, "only lab's miss");
+    // hub's tag is now checked after 300ms, against the second upstream, where v1 is b.
+    await sleep(400);
+    assertEquals(await manifestDigest(url("hub/library/app/manifests/v1")), b.digest);
+    assertEquals(two.count("HEAD /v2/library/app/manifests/v1", mark.two), 1);
+    await waitFor("v1 moved", () => tagStored(mirror!.logs(), "v1", b.digest));
+  } finally {
+    await mirror?.close();
+    await one.stop();
+    await two.stop();
+    await first.close();
+    await second.close();
   }
 });
 

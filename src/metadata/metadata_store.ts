@@ -62,6 +62,15 @@ export interface RepositorySnapshot {
   links: { digest: Digest; size: number; linkedAt: number }[];
 }
 
+/** A condition on the tag write of {@link MetadataStore.putManifest}: a compare-and-set. */
+export interface TagCondition {
+  /**
+   * Write only while the tag points at this digest (null: only while the tag is absent), so that
+   * a writer acting on what it read earlier (pull-through) never overwrites a push since.
+   */
+  ifTagAt: Digest | null;
+}
+
 /** Metadata persistence. Every method is one atomic step. */
 export interface MetadataStore {
   /** The driver's name as the configuration spells it (`sqlite`, `postgres`), for `/readyz`. */
@@ -88,8 +97,16 @@ export interface MetadataStore {
   /** Of `digests`, those not in `repository` as manifests. */
   missingManifests(repository: string, digests: Digest[]): Promise<Digest[]>;
 
-  /** Stores a manifest in a repository and, if given, points `tag` at it: all or nothing. */
-  putManifest(repository: string, manifest: NewManifest, tag?: string): Promise<void>;
+  /**
+   * Stores a manifest in a repository and, if given, points `tag` at it: all or nothing. With a
+   * `condition` on the tag that no longer holds, writes nothing and answers false; else true.
+   */
+  putManifest(
+    repository: string,
+    manifest: NewManifest,
+    tag?: string,
+    condition?: TagCondition,
+  ): Promise<boolean>;
   /** A manifest in `repository` by digest, or null. */
   getManifest(repository: string, digest: Digest): Promise<StoredManifest | null>;
   /** The digest a tag points to, or null. */

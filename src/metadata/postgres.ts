@@ -15,6 +15,9 @@
  *   foreign key check locks it `FOR KEY SHARE`, and retries when the blob row vanished.
  * - Tags move with one upsert; concurrent moves of a tag serialize on its row and the last
  *   committer wins. A statement that fails rolls back its whole transaction: never a half tag.
+ *   A guarded move (`ifTagAt`) is an UPDATE conditioned on the old digest, or an INSERT that does
+ *   nothing on conflict: either re-checks the row a concurrent move committed, so it never
+ *   overwrites a move it did not see; when it writes no row the whole push rolls back.
  * @module
  */
 import postgres from "postgres";
@@ -27,6 +30,7 @@ import type {
   Referrer,
   RepositorySnapshot,
   StoredManifest,
+  TagCondition,
   UploadRecord,
 } from "./metadata_store.ts";
 
@@ -120,6 +124,11 @@ export interface PostgresMetadataStoreOptions {
   connectTimeoutSeconds?: number;
   /** Milliseconds one statement may run (server-side `statement_timeout`). Default 10000. */
   statementTimeoutMs?: number;
+}
+
+/** A guarded tag write found the tag moved: thrown to roll its transaction back. */
+class TagMovedError extends Error {
+  override name = "TagMovedError";
 }
 
 /** SQLSTATEs worth running a transaction again for: serialization, deadlock, a racing GC. */
@@ -336,7 +345,30 @@ export class PostgresMetadataStore implements MetadataStore {
     );
   }
 
-  async putManifest(repository: string, manifest: NewManifest, tag?: string): Promise<void> {
+  async putManifest(
+    repository: string,
+    manifest: NewManifest,
+    tag?: string,
+    condition?: TagCondition,
+  ): Promise<boolean> {
+    const guarded = tag !== undefined && condition !== undefined;
+    const upsertTag = guarded ? null : tag ?? null;
+    try {
+      await this.#put(repository, manifest, upsertTag, guarded ? { tag, condition } : undefined);
+      return true;
+    } catch (err) {
+      if (err instanceof TagMovedError) return false;
+      throw err;
+    }
+  }
+
+  /** The writes of `putManifest`: `tag` upserted, or `guarded` moved only if its condition holds. */
+  async #put(
+    repository: string,
+    manifest: NewManifest,
+    tag: string | null,
+    guarded?: { tag: string; condition: TagCondition },
+  ): Promise<void> {
     await this.#transaction(async (tx) => {
       // FOR SHARE: a GC delete in this repository waits for this push, or this push for it.
       const id = await this.#ensureRepository(tx, repository, "FOR SHARE");
@@ -377,10 +409,21 @@ export class PostgresMetadataStore implements MetadataStore {
           ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at
         )
         INSERT INTO tags (repository_id, name, digest, updated_at)
-        SELECT ${id}, ${tag ?? null}::text, ${manifest.digest}, ${at}
-        WHERE ${tag ?? null}::text IS NOT NULL
+        SELECT ${id}, ${tag}::text, ${manifest.digest}, ${at}
+        WHERE ${tag}::text IS NOT NULL
         ON CONFLICT (repository_id, name)
         DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`;
+      if (!guarded) return;
+      // One row, conditions on that row only: after waiting for a concurrent move or delete,
+      // READ COMMITTED checks them again on what it committed, never on what this one read.
+      const { ifTagAt } = guarded.condition;
+      const moved = ifTagAt === null
+        ? await tx`INSERT INTO tags (repository_id, name, digest, updated_at)
+                   VALUES (${id}, ${guarded.tag}, ${manifest.digest}, ${at})
+                   ON CONFLICT (repository_id, name) DO NOTHING`
+        : await tx`UPDATE tags SET digest = ${manifest.digest}, updated_at = ${at}
+                   WHERE repository_id = ${id} AND name = ${guarded.tag} AND digest = ${ifTagAt}`;
+      if (moved.count === 0) throw new TagMovedError(); // rolls the manifest back too
     });
   }
 

@@ -102,6 +102,47 @@ Deno.test({
         }
       });
 
+      await t.step("a conditional move racing a push never overwrites the push", async () => {
+        const url = await freshDatabase();
+        const mover = await open(url);
+        const pusher = await open(url);
+        try {
+          // Each round: the tag at X; a push of P and a move X → Q at once, from two processes.
+          // Either the move lands first and the push after it, or the move finds P and fails:
+          // the tag ends at P every time (a check-then-set loses P when it reads X, P lands,
+          // then it writes Q).
+          const outcomes = { moved: 0, refused: 0 };
+          for (let i = 0; i < 40; i++) {
+            const hex = (c: string) => d(`${c}${i.toString(16).padStart(3, "0")}`.repeat(16));
+            const [x, p, q] = [hex("a"), hex("b"), hex("c")];
+            await pusher.putManifest("cas", manifest(x), "latest");
+            const [moved] = await Promise.all([
+              mover.putManifest("cas", manifest(q), "latest", { ifTagAt: x }),
+              pusher.putManifest("cas", manifest(p), "latest"),
+            ]);
+            outcomes[moved ? "moved" : "refused"]++;
+            assertEquals(await mover.resolveTag("cas", "latest"), p, `round ${i}: the push stays`);
+            assertEquals(await pusher.getManifest("cas", q) !== null, moved, `round ${i}`);
+          }
+          console.log(`conditional move vs push, 40 rounds: ${JSON.stringify(outcomes)}`);
+          // Many movers from one digest at once: exactly one wins.
+          await pusher.putManifest("cas", manifest(d("e0")), "many");
+          const results = await Promise.all(
+            Array.from({ length: 20 }, (_, i) =>
+              (i % 2 ? mover : pusher).putManifest(
+                "cas",
+                manifest(d(`f${i.toString(16).padStart(3, "0")}`.repeat(16))),
+                "many",
+                { ifTagAt: d("e0") },
+              )),
+          );
+          assertEquals(results.filter(Boolean).length, 1, "one conditional move from e0 wins");
+        } finally {
+          await mover.close();
+          await pusher.close();
+        }
+      });
+
       await t.step("a push racing GC's unlink: one of them wins, never both", async () => {
         const url = await freshDatabase();
         const pusher = await open(url);

@@ -14,6 +14,7 @@ import type {
   Referrer,
   RepositorySnapshot,
   StoredManifest,
+  TagCondition,
   UploadRecord,
 } from "./metadata_store.ts";
 
@@ -205,8 +206,16 @@ export class SqliteMetadataStore implements MetadataStore {
     );
   }
 
-  putManifest(repository: string, manifest: NewManifest, tag?: string): Promise<void> {
-    this.#transaction(() => {
+  putManifest(
+    repository: string,
+    manifest: NewManifest,
+    tag?: string,
+    condition?: TagCondition,
+  ): Promise<boolean> {
+    const guarded = tag !== undefined && condition !== undefined;
+    // BEGIN IMMEDIATE holds the write lock from the condition's read to the commit.
+    const written = this.#transaction(() => {
+      if (guarded && this.#tagDigest(repository, tag) !== condition.ifTagAt) return false;
       const id = this.#ensureRepository(repository);
       // Checked again inside the write transaction: garbage collection may have unlinked
       // content since the caller looked.
@@ -265,8 +274,19 @@ export class SqliteMetadataStore implements MetadataStore {
           at,
         );
       }
+      return true;
     });
-    return Promise.resolve();
+    return Promise.resolve(written);
+  }
+
+  #tagDigest(repository: string, tag: string): Digest | null {
+    const row = this.#one(
+      `SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id
+       WHERE r.name = ? AND t.name = ?`,
+      repository,
+      tag,
+    );
+    return row ? String(row.digest) as Digest : null;
   }
 
   getManifest(repository: string, digest: Digest): Promise<StoredManifest | null> {
@@ -306,13 +326,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   resolveTag(repository: string, tag: string): Promise<Digest | null> {
-    const row = this.#one(
-      `SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id
-       WHERE r.name = ? AND t.name = ?`,
-      repository,
-      tag,
-    );
-    return Promise.resolve(row ? String(row.digest) as Digest : null);
+    return Promise.resolve(this.#tagDigest(repository, tag));
   }
 
   listTags(repository: string, options: { last?: string; limit: number }): Promise<Page<string>> {

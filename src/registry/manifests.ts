@@ -9,13 +9,21 @@ import { type Descriptor, MAX_MANIFEST_BYTES, parseManifest } from "../oci/manif
 import type { Reference } from "../oci/names.ts";
 import { type Caller, NO_HOOKS, type RegistryHooks } from "./hooks.ts";
 import type { PullThroughSlot } from "./pull_through.ts";
-import type { MetadataStore, Page, Referrer, StoredManifest } from "../metadata/metadata_store.ts";
+import type {
+  MetadataStore,
+  Page,
+  Referrer,
+  StoredManifest,
+  TagCondition,
+} from "../metadata/metadata_store.ts";
 
 /** Result of a manifest push. */
 export interface PushedManifest {
   digest: Digest;
   mediaType: string;
   subject?: Digest;
+  /** False only when a `condition` on the tag no longer held: nothing was stored. */
+  stored: boolean;
 }
 
 /** Manifests scoped to repositories. */
@@ -29,13 +37,15 @@ export class Manifests {
   /**
    * Stores manifest bytes under a tag or digest reference. The bytes must parse for their media
    * type, every referenced blob and child manifest must be in the repository, and a digest
-   * reference must be the digest of the bytes.
+   * reference must be the digest of the bytes. A `condition` (never a client's push) makes the
+   * tag write a compare-and-set: see {@link TagCondition}.
    */
   async put(
     repository: string,
     reference: Reference,
     content: Uint8Array<ArrayBuffer>,
     contentType: string | null,
+    condition?: TagCondition,
   ): Promise<PushedManifest> {
     if (content.length > MAX_MANIFEST_BYTES) {
       throw new RegistryError("MANIFEST_INVALID", "manifest exceeds 4 MiB", { status: 413 });
@@ -61,19 +71,24 @@ export class Manifests {
       tag,
     };
     await this.hooks.beforePush(event);
-    await this.metadata.putManifest(repository, {
-      digest,
-      mediaType: parsed.mediaType,
-      size: content.length,
-      content,
-      artifactType: parsed.artifactType,
-      subject: parsed.subject?.digest,
-      annotations: parsed.annotations,
-      blobs: parsed.blobs.map((d) => d.digest),
-      manifests: parsed.manifests.map((d) => d.digest),
-    }, tag);
-    await this.hooks.pushed(event);
-    return { digest, mediaType: parsed.mediaType, subject: parsed.subject?.digest };
+    const stored = await this.metadata.putManifest(
+      repository,
+      {
+        digest,
+        mediaType: parsed.mediaType,
+        size: content.length,
+        content,
+        artifactType: parsed.artifactType,
+        subject: parsed.subject?.digest,
+        annotations: parsed.annotations,
+        blobs: parsed.blobs.map((d) => d.digest),
+        manifests: parsed.manifests.map((d) => d.digest),
+      },
+      tag,
+      condition,
+    );
+    if (stored) await this.hooks.pushed(event);
+    return { digest, mediaType: parsed.mediaType, subject: parsed.subject?.digest, stored };
   }
 
   async #checkReferences(

@@ -3,7 +3,9 @@
  * covers is answered from the upstream. A manifest is fetched (verified) and served, and stored
  * in the background with its blobs and attachments; a blob (or the range asked for) is streamed
  * to the client while the whole blob is stored, fetched once however many clients ask at the
- * same time. A tag pull-through wrote is checked upstream again once its `tagTtl` has passed.
+ * same time. A tag pull-through wrote is checked upstream again once its `tagTtl` has passed,
+ * and moved with a compare-and-set. A config reload builds a new instance; the old one finishes
+ * what it started, then closes.
  * @module
  */
 import type { FetchedManifest, RegistryClient } from "../client/registry_client.ts";
@@ -127,7 +129,11 @@ export class PullThrough implements PullThroughSource {
     return upstream.connection;
   }
 
-  async manifest(repository: string, reference: Reference): Promise<StoredManifest | null> {
+  manifest(repository: string, reference: Reference): Promise<StoredManifest | null> {
+    return this.#during(this.#manifest(repository, reference));
+  }
+
+  async #manifest(repository: string, reference: Reference): Promise<StoredManifest | null> {
     const route = this.#route(repository);
     if (!route) return null;
     // A client pulls by digest what it just got by tag: served while it is being stored.
@@ -192,26 +198,33 @@ export class PullThrough implements PullThroughSource {
 
   /**
    * Points `tag` at a copied manifest unless someone (a push, a scheduled run) moved it since
-   * pull-through looked (`from`), and records it as pull-through's.
+   * pull-through looked (`from`), and records it as pull-through's. The move is one
+   * compare-and-set in the metadata store, so a push landing meanwhile is never overwritten; a
+   * tag moved meanwhile is left, and forgotten by the ledger.
    */
   async #moveTag(repository: string, tag: string, from: Digest | null, copied: CopiedManifest) {
     const { registry, log } = this.#deps;
+    const ledger = await this.#openLedger();
     const current = await registry.metadata.resolveTag(repository, tag);
-    if (current !== from && current !== copied.digest) {
-      log.info("pull-through left a tag moved meanwhile", { repository, tag, digest: current });
-      return;
-    }
-    if (current !== copied.digest) {
+    let moved = current === copied.digest;
+    if (!moved && current === from) {
       const stored = await registry.metadata.getManifest(repository, copied.digest);
       if (!stored) throw new Error(`${repository}@${copied.digest} vanished before tagging`);
-      await registry.manifests.put(
+      const pushed = await registry.manifests.put(
         repository,
         { kind: "tag", tag },
         stored.content,
         stored.mediaType,
+        { ifTagAt: from },
       );
+      moved = pushed.stored;
     }
-    const ledger = await this.#openLedger();
+    if (!moved) {
+      if (from !== null) await ledger.forget(repository, tag, from);
+      this.#fresh.delete(`${repository}:${tag}`);
+      log.info("pull-through left a tag moved meanwhile", { repository, tag, from });
+      return;
+    }
     await ledger.record(repository, tag, copied.digest, copied.upstreamDigest);
     this.#fresh.delete(`${repository}:${tag}`);
     log.info("pull-through tag stored", { repository, tag, digest: copied.digest });
@@ -230,7 +243,11 @@ export class PullThrough implements PullThroughSource {
    * per tag at a time in a process, and one per `tagTtl` among processes sharing the ledger.
    * An upstream that fails or hangs (past {@link CHECK_WAIT_MS}) gets `local` served.
    */
-  async refreshTag(
+  refreshTag(repository: string, tag: string, local: StoredManifest): Promise<StoredManifest> {
+    return this.#during(this.#refreshTag(repository, tag, local));
+  }
+
+  async #refreshTag(
     repository: string,
     tag: string,
     local: StoredManifest,
@@ -338,7 +355,11 @@ export class PullThrough implements PullThroughSource {
     this.#fresh.set(key, { digest, until: Date.now() + ms });
   }
 
-  async blobSize(repository: string, digest: Digest): Promise<number | null> {
+  blobSize(repository: string, digest: Digest): Promise<number | null> {
+    return this.#during(this.#blobSize(repository, digest));
+  }
+
+  async #blobSize(repository: string, digest: Digest): Promise<number | null> {
     const route = this.#route(repository);
     if (!route) return null;
     const { client } = await this.#connect(route.upstream);
@@ -347,7 +368,15 @@ export class PullThrough implements PullThroughSource {
     return size ?? null;
   }
 
-  async openBlob(
+  openBlob(
+    repository: string,
+    digest: Digest,
+    range?: ByteRange,
+  ): Promise<ReadableStream<Uint8Array> | null> {
+    return this.#during(this.#openBlob(repository, digest, range));
+  }
+
+  async #openBlob(
     repository: string,
     digest: Digest,
     range?: ByteRange,
@@ -398,6 +427,12 @@ export class PullThrough implements PullThroughSource {
     this.#track(task);
   }
 
+  /** A call under way: `close()` waits for it (a reload closes this instance meanwhile). */
+  #during<T>(work: Promise<T>): Promise<T> {
+    this.#track(work);
+    return work;
+  }
+
   /** Keeps `work` for `close()` to wait for until it settles. */
   #track(work: Promise<unknown>): void {
     const settled = work.then(() => {}, () => {});
@@ -434,7 +469,10 @@ export class PullThrough implements PullThroughSource {
     });
   }
 
-  /** Waits for background copies, then closes the upstream connections and the ledger. */
+  /**
+   * Waits for calls under way and background copies (downloads finish on this instance's
+   * upstreams), then closes the upstream connections and the ledger.
+   */
   async close(): Promise<void> {
     while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
     for (const upstream of this.#upstreams) {

@@ -35,6 +35,11 @@ export interface PulledTags {
    * check is at least `ttlMs` old: true for one caller, which marks it checked now.
    */
   claim(repository: string, tag: string, digest: Digest, ttlMs: number): Promise<boolean>;
+  /**
+   * Forgets `tag` if the ledger still has it at `digest`: someone else moved it, so it is no
+   * longer pull-through's (even should it point at `digest` again later).
+   */
+  forget(repository: string, tag: string, digest: Digest): Promise<void>;
   /** Releases the SQLite file (a PostgreSQL pool stays its owner's). */
   close(): void;
 }
@@ -81,6 +86,12 @@ export class SqlitePulledTags implements PulledTags {
        WHERE repository = ? AND tag = ? AND digest = ? AND checked_at <= ?`,
     ).run(now, repository, tag, digest, now - ttlMs);
     return Promise.resolve(Number(changes) > 0);
+  }
+
+  forget(repository: string, tag: string, digest: Digest): Promise<void> {
+    this.#db.prepare("DELETE FROM pulled_tags WHERE repository = ? AND tag = ? AND digest = ?")
+      .run(repository, tag, digest);
+    return Promise.resolve();
   }
 
   close(): void {
@@ -150,6 +161,13 @@ export class PostgresPulledTags implements PulledTags {
         [repository, tag, digest, ttlMs],
       );
       return claimed.count > 0;
+    });
+  }
+
+  forget(repository: string, tag: string, digest: Digest): Promise<void> {
+    return guardPostgres(this.#sql, async () => {
+      await this.#sql`DELETE FROM wharf_pulled_tags
+                      WHERE repository = ${repository} AND tag = ${tag} AND digest = ${digest}`;
     });
   }
 
