@@ -132,7 +132,9 @@ Deno.test({
           state = await stateOf("native-1");
           assertEquals(state.sha256, undefined);
           assertOk(state.hash.length > 0, "a resumable state after the second append");
-          const both = new Uint8Array([...other, ..."x".split("").map((c) => c.charCodeAt(0))]);
+          const both = new Uint8Array(other.length + 1);
+          both.set(other);
+          both[other.length] = "x".charCodeAt(0);
           assertEquals(await store.commitUpload("native-1", sha(both)), {
             digest: sha(both),
             size: both.length,

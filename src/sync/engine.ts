@@ -15,7 +15,7 @@ import type { Logger } from "../log/logger.ts";
 import { copyAttachments } from "./attachments.ts";
 import { Copier, retryableCopyError, SkipError } from "./copy.ts";
 import { isGlob, localRepository, selectTags } from "./filters.ts";
-import type { Outcome, RunCounts, SyncHistory } from "./history.ts";
+import { noCounts, type Outcome, type RunCounts, type SyncHistory } from "./history.ts";
 import { settleAll } from "./limiter.ts";
 import type { MirrorConfig } from "./schema.ts";
 import { upstreamClient } from "./upstream.ts";
@@ -80,16 +80,7 @@ export async function runMirror(
 ): Promise<RunReport> {
   const log = deps.log.with({ mirror: mirror.name });
   const startedAt = Date.now();
-  const counts: RunCounts = {
-    images: 0,
-    unchanged: 0,
-    skipped: 0,
-    attachments: 0,
-    blobs: 0,
-    bytes: 0,
-    retries: 0,
-    deleted: 0,
-  };
+  const counts = noCounts();
   const errors: string[] = [];
   const progress: Progress = { mirror: mirror.name, done: 0, total: 0, bytes: 0, startedAt };
   const report = () => options.onProgress?.({ ...progress });

@@ -26,6 +26,20 @@ export interface RunCounts {
   deleted: number;
 }
 
+/** Counters of a run that has done nothing yet. */
+export function noCounts(): RunCounts {
+  return {
+    images: 0,
+    unchanged: 0,
+    skipped: 0,
+    attachments: 0,
+    blobs: 0,
+    bytes: 0,
+    retries: 0,
+    deleted: 0,
+  };
+}
+
 /** One run as recorded. */
 export interface RunRecord extends RunCounts {
   id: number;

@@ -8,7 +8,7 @@
 import { hostname } from "node:os";
 import type { Logger } from "../log/logger.ts";
 import { type Progress, runMirror, type RunReport, type SyncDeps } from "./engine.ts";
-import type { RunCounts, RunRecord, SyncHistory } from "./history.ts";
+import { noCounts, type RunCounts, type RunRecord, type SyncHistory } from "./history.ts";
 import { type Job, schedule } from "./scheduler.ts";
 import type { MirrorConfig } from "./schema.ts";
 import { metrics } from "../observability/metrics.ts";
@@ -72,17 +72,6 @@ export interface ServiceRunOptions {
   /** Called once the history holds the run, with its id (before any copying). */
   onBegin?: (id: number) => void;
 }
-
-const NO_COUNTS: RunCounts = {
-  images: 0,
-  unchanged: 0,
-  skipped: 0,
-  attachments: 0,
-  blobs: 0,
-  bytes: 0,
-  retries: 0,
-  deleted: 0,
-};
 
 /** Runs and schedules mirrors. */
 export class SyncService implements SyncApi {
@@ -206,7 +195,7 @@ export class SyncService implements SyncApi {
       await this.#record(begun.id, name, report.outcome, report, report.errors);
       return report;
     } catch (err) {
-      await this.#record(begun.id, name, "failed", NO_COUNTS, [
+      await this.#record(begun.id, name, "failed", noCounts(), [
         String((err as Error).message ?? err),
       ]);
       throw err;
