@@ -168,7 +168,7 @@ export class S3BlobStore implements BlobStore {
   async redirectUrl(digest: Digest, options: RedirectOptions = {}): Promise<string | null> {
     const expiresIn = options.expiresInSeconds ?? this.#redirectExpiry;
     if (expiresIn === undefined) return null;
-    const command = new GetObjectCommand({ Bucket: this.bucket, Key: this.#blobKey(digest) });
+    const command = new GetObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest) });
     try {
       return await getSignedUrl(this.#presigner, command, {
         expiresIn: Math.min(expiresIn, MAX_REDIRECT_EXPIRY_SECONDS),
@@ -178,7 +178,8 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  #blobKey(digest: Digest): string {
+  /** The content-addressed key of a blob. */
+  blobKey(digest: Digest): string {
     const { algorithm, hex } = parseDigest(digest);
     return `${this.prefix}blobs/${algorithm}/${hex}`;
   }
@@ -189,7 +190,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async stat(digest: Digest): Promise<BlobInfo | null> {
-    const key = this.#blobKey(digest);
+    const key = this.blobKey(digest);
     try {
       const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return { digest, size: head.ContentLength ?? 0 };
@@ -204,7 +205,7 @@ export class S3BlobStore implements BlobStore {
       const object = await this.client.send(
         new GetObjectCommand({
           Bucket: this.bucket,
-          Key: this.#blobKey(digest),
+          Key: this.blobKey(digest),
           Range: range ? `bytes=${range.start}-${range.end}` : undefined,
         }),
       );
@@ -224,7 +225,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async delete(digest: Digest): Promise<void> {
-    await this.#deleteKey(this.#blobKey(digest));
+    await this.#deleteKey(this.blobKey(digest));
   }
 
   async *listBlobs(): AsyncIterable<BlobInfo & { modifiedAt: number }> {
@@ -251,7 +252,7 @@ export class S3BlobStore implements BlobStore {
       throw new RegistryError("BLOB_UNKNOWN", "blob unknown to registry", { detail: { digest } });
     }
     await this.#copy(
-      this.#blobKey(digest),
+      this.blobKey(digest),
       `${this.prefix}quarantine/${algorithm}-${hex}`,
       info.size,
     );
@@ -356,8 +357,8 @@ export class S3BlobStore implements BlobStore {
         if (actual !== digest) throw mismatch(actual);
       }
       if (!await this.stat(digest)) {
-        if (source) await this.#copy(source, this.#blobKey(digest), state.size);
-        else await this.#put(this.#blobKey(digest), new Uint8Array(0));
+        if (source) await this.#copy(source, this.blobKey(digest), state.size);
+        else await this.#put(this.blobKey(digest), new Uint8Array(0));
       }
       await this.#removeSession(id, state);
       return { digest, size: state.size };
@@ -434,10 +435,6 @@ export class S3BlobStore implements BlobStore {
   /** Records an append's {@link SessionState.pending} upload before its first part is sent. */
   async recordPending(id: string, state: SessionState): Promise<void> {
     await this.#writeState(id, state);
-  }
-
-  blobKey(digest: Digest): string {
-    return this.#blobKey(digest);
   }
 
   dataKey(id: string): string {
